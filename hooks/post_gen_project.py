@@ -1,0 +1,123 @@
+"""Finish the generated project: drop what the stack does not use, write its
+secrets, create its virtualenv.
+
+Every step is idempotent. When cruft renders the template (create, update,
+diff), no virtualenv is made and nothing is installed, so an update stays fast
+and touches no network; the .env it writes there is skipped by cruft.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# Values reach Python as JSON so that quotes, backslashes and braces stay data.
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+DATABASE_URLS = {
+    "sqlite": "sqlite:///{state_dir}/{slug}.sqlite3",
+    "postgresql": "postgresql+psycopg://{slug}:{password}@127.0.0.1:5432/{slug}",
+    "mysql": "mysql+pymysql://{slug}:{password}@127.0.0.1:3306/{slug}?charset=utf8mb4",
+}
+
+
+def unused_paths(answers):
+    """The deploy folders the chosen stack does not use."""
+    wsgi, web, manager = answers["wsgi_server"], answers["web_server"], answers["process_manager"]
+    unused = {
+        "deploy/gunicorn": wsgi != "gunicorn",
+        "deploy/uwsgi": wsgi != "uwsgi",
+        "deploy/nginx": web != "nginx",
+        "deploy/apache": web != "apache",
+        # Under mod_wsgi, Apache's own unit runs the app: no unit of ours.
+        "deploy/systemd": manager != "systemd" or wsgi == "mod_wsgi",
+        "deploy/supervisord": manager != "supervisord",
+        # systemd makes the socket directory itself (RuntimeDirectory=).
+        "deploy/tmpfiles": manager != "supervisord" or not answers["__socket"],
+    }
+    return sorted(path for path, drop in unused.items() if drop)
+
+
+def remove_paths(root, paths):
+    """Delete the given files or folders below root, if present."""
+    for relative in paths:
+        path = root / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def env_file_text(answers):
+    """The production settings with freshly generated secrets."""
+    slug, database = answers["project_slug"], answers["database"]
+    password = secrets.token_hex(16)
+    url = DATABASE_URLS[database].format(slug=slug, password=password, state_dir=answers["__state_dir"])
+    lines = [
+        f"# Production settings of {slug}. Secret: never commit it.",
+        f"# Install it as {answers['__env_file']} (see README.md).",
+        f"FLASK_SECRET_KEY={secrets.token_hex(32)}",
+        f"FLASK_SQLALCHEMY_DATABASE_URI={url}",
+    ]
+    if database != "sqlite":
+        lines.append(f"DB_PASSWORD={password}")
+    return "\n".join(lines) + "\n"
+
+
+def write_env_file(path, answers):
+    """Write .env (mode 0600) unless it exists: secrets are made once."""
+    if path.exists():
+        print(f"Keeping the existing {path.name}")
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as env_file:
+        env_file.write(env_file_text(answers))
+    print(f"Wrote {path.name} with a new SECRET_KEY" + (" and database password" if answers["database"] != "sqlite" else ""))
+
+
+def venv_commands(python=sys.executable):
+    """The commands that create .venv and install the project for development."""
+    if shutil.which("uv"):
+        return [["uv", "venv", "--quiet", "--python", python, ".venv"],
+                ["uv", "pip", "install", "--quiet", "--python", ".venv/bin/python", "-e", ".[dev]"]]
+    return [[python, "-m", "venv", ".venv"],
+            [".venv/bin/python", "-m", "pip", "install", "--quiet", "-e", ".[dev]"]]
+
+
+def create_venv(root):
+    """Create .venv and install the project; on failure say how to retry."""
+    if (root / ".venv" / "bin" / "python").exists():
+        print("Keeping the existing .venv")
+        return True
+    commands = venv_commands()
+    for command in commands:
+        print("$ " + " ".join(command), flush=True)
+        if subprocess.run(command, cwd=root).returncode != 0:
+            print(f"\nCreating the virtualenv failed; the project is in {root}.\n"
+                  f"Retry with:\n  cd {root}\n" + "".join(f"  {' '.join(c)}\n" for c in commands), file=sys.stderr)
+            return False
+    return True
+
+
+def rendered_by_cruft(answers):
+    """cruft records the template commit; plain cookiecutter does not."""
+    return "_commit" in answers
+
+
+def main():
+    root = Path.cwd()
+    remove_paths(root, unused_paths(ANSWERS))
+    write_env_file(root / ".env", ANSWERS)
+    if not ANSWERS["create_venv"]:
+        return
+    if rendered_by_cruft(ANSWERS):
+        print("Rendered by cruft: not creating .venv (see README.md, 'Run it locally').")
+        return
+    create_venv(root)
+
+
+if __name__ == "__main__":
+    main()
