@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 # Values reach Python as JSON so that quotes, backslashes and braces stay data.
-ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
 DATABASE_URLS = {
     "sqlite": "sqlite:///{state_dir}/{slug}.sqlite3",
@@ -108,12 +108,13 @@ def rendered_by_cruft(answers):
 
 
 def main():
+    answers = json.loads(ANSWERS_JSON)
     root = Path.cwd()
-    remove_paths(root, unused_paths(ANSWERS))
-    write_env_file(root / ".env", ANSWERS)
-    if not ANSWERS["create_venv"]:
+    remove_paths(root, unused_paths(answers))
+    write_env_file(root / ".env", answers)
+    if not answers["create_venv"]:
         return
-    if rendered_by_cruft(ANSWERS):
+    if rendered_by_cruft(answers):
         print("Rendered by cruft: not creating .venv (see README.md, 'Run it locally').")
         return
     create_venv(root)

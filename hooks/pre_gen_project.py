@@ -12,7 +12,7 @@ import shlex
 import sys
 
 # Values reach Python as JSON so that quotes, backslashes and braces stay data.
-ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
 CHOICES = {
     "wsgi_server": ("gunicorn", "uwsgi", "mod_wsgi"),
@@ -195,9 +195,10 @@ def report(answers, problems):
 
 
 def main():
-    problems = validate(ANSWERS)
+    answers = json.loads(ANSWERS_JSON)
+    problems = validate(answers)
     if problems:
-        print(report(ANSWERS, problems), file=sys.stderr)
+        print(report(answers, problems), file=sys.stderr)
         sys.exit(1)
 
 

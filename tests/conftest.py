@@ -44,3 +44,24 @@ def require_tool(name, why):
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def default_answers(**overrides):
+    """The answers cookiecutter would use without prompts, as the hooks see them."""
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(str(TEMPLATE / "cookiecutter.json"), extra_context=overrides)
+    answers = prompt_for_config(context, no_input=True)
+    answers["_template"] = str(TEMPLATE)
+    return answers
+
+
+def load_hook(name):
+    """Import a hook script as a module (its answers are only read in main())."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

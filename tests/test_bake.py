@@ -1,0 +1,160 @@
+"""Bake every combination: supported ones render clean files, refused ones leave nothing."""
+
+import configparser
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
+from conftest import TEMPLATE, bake, default_answers, load_hook
+from cookiecutter.exceptions import FailedHookException
+
+post = load_hook("post_gen_project")
+JINJA_LEFTOVER = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
+# Flask's own page templates are copied unrendered and are Jinja on purpose.
+FLASK_TEMPLATES = re.compile(r"/templates/[^/]+\.html$")
+
+
+def text_files(project):
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and ".venv" not in path.parts and "__pycache__" not in path.parts:
+            yield path, path.read_text(encoding="utf-8")
+
+
+def layout_problems(path, text):
+    """Stray whitespace a Jinja block would leave behind."""
+    problems = []
+    if text.startswith("\n"):
+        problems.append("starts with a blank line")
+    if path.suffix != ".py" and "\n\n\n" in text:
+        problems.append("has two blank lines in a row")
+    if re.search(r"[ \t]+$", text, re.MULTILINE):
+        problems.append("has trailing whitespace")
+    if text and not text.endswith("\n"):
+        problems.append("does not end with a newline")
+    return problems
+
+
+def ruff(project):
+    return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--quiet", str(project)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS, ids=stack_id)
+def test_supported_combination_bakes_clean(tmp_path, answers):
+    """Every stack renders, keeps only its own deploy folders, and leaves no Jinja behind."""
+    project = bake(tmp_path, **answers)
+    unused = post.unused_paths(default_answers(**answers))
+    for folder in ("gunicorn", "uwsgi", "nginx", "apache", "systemd", "supervisord", "tmpfiles"):
+        assert (project / "deploy" / folder).exists() == (f"deploy/{folder}" not in unused), folder
+    for path, text in text_files(project):
+        relative = path.relative_to(project)
+        if not FLASK_TEMPLATES.search(str(path)):
+            assert not JINJA_LEFTOVER.search(text), f"{relative}: unrendered template tag"
+        assert not layout_problems(path, text), f"{relative}: {layout_problems(path, text)}"
+    result = ruff(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS[::7], ids=stack_id)
+def test_config_files_parse(tmp_path, answers):
+    """pyproject.toml is TOML; ini-style deploy files parse as ini."""
+    project = bake(tmp_path, **answers)
+    tomllib.loads((project / "pyproject.toml").read_text())
+    for pattern in ("deploy/uwsgi/*.ini", "deploy/supervisord/*.conf", "deploy/systemd/*.service"):
+        for path in project.glob(pattern):
+            parser = configparser.ConfigParser(interpolation=None, strict=False)
+            parser.read_string(path.read_text())
+            assert parser.sections(), path
+
+
+@pytest.mark.parametrize("answers", UNSUPPORTED_COMBINATIONS, ids=stack_id)
+def test_unsupported_combination_is_refused_and_leaves_nothing(tmp_path, capfd, answers):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, **answers)
+    assert list(tmp_path.iterdir()) == []
+    err = capfd.readouterr().err
+    assert "cannot generate this project" in err
+    assert "wsgi_server=gunicorn or uwsgi" in err
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("project_slug", "import"), ("domain_name", "exa mple.com"), ("url_prefix", "no-slash"),
+     ("http_port", "99999"), ("install_dir", "/tmp/app"), ("project_name", "a\tb")],
+)
+def test_bad_value_is_refused_and_leaves_nothing(tmp_path, capfd, key, value):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, **{key: value})
+    assert list(tmp_path.iterdir()) == []
+    assert f"{key}=" in capfd.readouterr().err
+
+
+TRICKY_NAMES = [
+    "Bob's \"quoted\" app",
+    "Back\\slash \\ app\\",
+    "Braces {x} {} }{ app",
+    "Café Déjà Vu — 日本語",
+    "$(touch /tmp/flask-stack-pwned) `touch /tmp/flask-stack-pwned`",
+    "__import__('os').system('touch /tmp/flask-stack-pwned')",
+    "'''\"\"\" ; DROP TABLE note; --",
+    "100% %(here)s %s $HOME ${HOME}",
+]
+
+
+@pytest.mark.parametrize("name", TRICKY_NAMES, ids=range(len(TRICKY_NAMES)))
+@pytest.mark.parametrize("stack", [{"wsgi_server": "uwsgi", "process_manager": "supervisord", "database": "mysql"},
+                                   {"wsgi_server": "mod_wsgi", "web_server": "apache", "database": "postgresql"}],
+                         ids=stack_id)
+def test_tricky_text_renders_valid_files_with_the_value_intact(tmp_path, name, stack):
+    """A name or description with quotes, backslashes, braces, shell or Python code stays
+    data: the project is valid, the value is unchanged, and nothing in it ran."""
+    marker = tmp_path.parent / "flask-stack-pwned"
+    project = bake(tmp_path, project_name=name, project_slug="tricky", description=name,
+                   author_name=name, **stack)
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert metadata["description"] == name
+    assert metadata["authors"][0]["name"] == name
+    assert name in (project / "README.md").read_text()
+    assert ruff(project).returncode == 0, ruff(project).stdout
+    for path in project.rglob("*.py"):
+        compile(path.read_text(), str(path), "exec")
+    assert not marker.exists()
+    assert not (tmp_path / "flask-stack-pwned").exists()
+
+
+def test_slug_is_derived_from_a_non_ascii_name(tmp_path):
+    project = bake(tmp_path, project_name="Café Déjà Vu")
+    assert project.name == "cafe_deja_vu"
+    assert (project / "cafe_deja_vu" / "__init__.py").exists()
+
+
+def env_of(project):
+    lines = (project / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_each_bake_gets_its_own_secrets(tmp_path):
+    first = bake(tmp_path / "a", database="postgresql")
+    second = bake(tmp_path / "b", database="postgresql")
+    assert env_of(first)["FLASK_SECRET_KEY"] != env_of(second)["FLASK_SECRET_KEY"]
+    assert env_of(first)["DB_PASSWORD"] != env_of(second)["DB_PASSWORD"]
+    assert (first / ".env").stat().st_mode & 0o777 == 0o600
+    assert ".env" in (first / ".gitignore").read_text().split()
+
+
+def test_no_secret_in_the_template():
+    """Nothing in the template looks like a key or a password; .env is never shipped."""
+    secret_like = re.compile(r"(SECRET_KEY|PASSWORD)\s*=\s*['\"]?[A-Za-z0-9+/_-]{12,}")
+    hex_run = re.compile(r"\b[0-9a-f]{32,}\b")
+    tracked = subprocess.run(["git", "ls-files"], cwd=TEMPLATE, capture_output=True, text=True).stdout.split()
+    for relative in tracked:
+        path = TEMPLATE / relative
+        if not path.is_file():
+            continue
+        assert path.name != ".env", relative
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert not secret_like.search(text), relative
+        assert not hex_run.search(text), relative

@@ -1,0 +1,217 @@
+"""Unit tests of the hook functions, called directly."""
+
+import os
+import shlex
+import stat
+
+import pytest
+from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
+from conftest import default_answers, load_hook
+
+pre = load_hook("pre_gen_project")
+post = load_hook("post_gen_project")
+
+
+def keys_of(problems):
+    return [key for key, _ in problems]
+
+
+def test_defaults_are_valid():
+    """The answers a user gets by pressing enter everywhere generate a project."""
+    assert pre.validate(default_answers()) == []
+
+
+@pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS, ids=stack_id)
+def test_supported_combination_passes(answers):
+    assert pre.validate(default_answers(**answers)) == []
+
+
+@pytest.mark.parametrize("answers", UNSUPPORTED_COMBINATIONS, ids=stack_id)
+def test_unsupported_combination_names_working_choices(answers):
+    problems = pre.validate(default_answers(**answers))
+    assert problems
+    text = " ".join(message for _, message in problems)
+    assert "web_server=apache" in text or "process_manager=systemd" in text
+    assert "wsgi_server=gunicorn or uwsgi" in text
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("project_slug", "My-App"),
+        ("project_slug", "1app"),
+        ("project_slug", "class"),
+        ("project_slug", "email"),
+        ("project_slug", "flask"),
+        ("project_slug", "postgres"),
+        ("project_slug", "user"),
+        ("project_slug", "pg_app"),
+        ("project_slug", "a" * 33),
+        ("project_slug", "café"),
+        ("project_name", "   "),
+        ("project_name", "two\nlines"),
+        ("author_email", "not-an-email"),
+        ("domain_name", "Example.com"),
+        ("domain_name", "exa mple.com"),
+        ("domain_name", "-bad.example.com"),
+        ("domain_name", "bücher.example"),
+        ("domain_name", "example.com."),
+        ("domain_name", "example.com;evil"),
+        ("url_prefix", "myapp"),
+        ("url_prefix", "/my app"),
+        ("url_prefix", "//x"),
+        ("url_prefix", "/../etc"),
+        ("url_prefix", "/a/{x}"),
+        ("http_port", "0"),
+        ("http_port", "65536"),
+        ("http_port", "80x"),
+        ("http_port", "８０"),
+        ("install_dir", "opt/app"),
+        ("install_dir", "/opt/my app"),
+        ("install_dir", "/opt/../etc"),
+        ("install_dir", "/tmp/app"),
+        ("install_dir", "/home/me/app"),
+        ("install_dir", "/opt/$(id)"),
+        ("install_dir", "/"),
+    ],
+)
+def test_bad_value_is_refused_with_what_is_accepted(key, value):
+    problems = pre.validate(default_answers(**{key: value}))
+    assert key in keys_of(problems)
+    assert any(f"{key}=" in message for _, message in problems)
+
+
+def test_every_problem_is_reported_at_once():
+    answers = default_answers(project_slug="class", http_port="0", domain_name="x y")
+    assert keys_of(pre.validate(answers)) == ["project_slug", "domain_name", "http_port"]
+
+
+def test_privileged_port_refused_without_front_server():
+    problems = pre.validate(default_answers(web_server="none", http_port="80"))
+    assert keys_of(problems) == ["http_port"]
+    assert "e.g. 8000" in problems[0][1]
+
+
+def test_port_defaults_to_8000_without_front_server():
+    assert default_answers(web_server="none")["http_port"] == "8000"
+    assert pre.validate(default_answers(web_server="none")) == []
+
+
+def test_rootless_needs_its_own_stack():
+    problems = pre.validate(default_answers(rootless=True))
+    assert keys_of(problems) == ["install_dir", "web_server", "process_manager"]
+    answers = default_answers(rootless=True, install_dir="/home/me/app")
+    assert keys_of(pre.validate(answers)) == ["web_server", "process_manager"]
+    answers = default_answers(rootless=True, install_dir="/home/me/app", web_server="none",
+                              process_manager="supervisord", wsgi_server="uwsgi")
+    assert pre.validate(answers) == []
+
+
+def test_rerun_command_keeps_other_answers_and_quotes_them():
+    answers = default_answers(project_name="Bob's $(rm -rf ~) app", project_slug="bobs_app", http_port="0")
+    command = pre.rerun_command(answers, {"http_port"})
+    words = shlex.split(command)
+    assert words[:2] == ["cookiecutter", answers["_template"]]
+    assert "project_name=Bob's $(rm -rf ~) app" in words
+    assert "project_slug=bobs_app" in words
+    assert "create_venv=yes" in words
+    assert not any(word.startswith(("http_port=", "_")) for word in words)
+
+
+def test_report_lists_problems_and_the_command():
+    answers = default_answers(http_port="0")
+    text = pre.report(answers, pre.validate(answers))
+    assert "http_port='0' must be a number" in text
+    assert "Nothing was written" in text
+    assert "cookiecutter " in text.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("answers", "kept"),
+    [
+        ({"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
+         {"deploy/gunicorn", "deploy/nginx", "deploy/systemd"}),
+        ({"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
+         {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles"}),
+        ({"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
+         {"deploy/uwsgi", "deploy/supervisord"}),
+        ({"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"},
+         {"deploy/apache"}),
+    ],
+    ids=stack_id,
+)
+def test_unused_paths_keep_only_the_stack(answers, kept):
+    every = {"deploy/gunicorn", "deploy/uwsgi", "deploy/nginx", "deploy/apache", "deploy/systemd",
+             "deploy/supervisord", "deploy/tmpfiles"}
+    assert set(post.unused_paths(default_answers(**answers))) == every - kept
+
+
+def test_remove_paths_deletes_files_and_folders(tmp_path):
+    (tmp_path / "deploy" / "uwsgi").mkdir(parents=True)
+    (tmp_path / "deploy" / "uwsgi" / "app.ini").write_text("[uwsgi]\n")
+    (tmp_path / "keep.txt").write_text("x")
+    post.remove_paths(tmp_path, ["deploy/uwsgi", "missing"])
+    assert not (tmp_path / "deploy" / "uwsgi").exists()
+    assert (tmp_path / "keep.txt").exists()
+
+
+def parse_env(text):
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mysql"])
+def test_env_file_password_matches_database_url(database):
+    answers = default_answers(database=database, project_slug="shop")
+    env = parse_env(post.env_file_text(answers))
+    assert len(env["FLASK_SECRET_KEY"]) == 64
+    assert f"://shop:{env['DB_PASSWORD']}@127.0.0.1:" in env["FLASK_SQLALCHEMY_DATABASE_URI"]
+
+
+def test_env_file_for_sqlite_points_at_the_state_directory():
+    env = parse_env(post.env_file_text(default_answers(project_slug="shop")))
+    assert env["FLASK_SQLALCHEMY_DATABASE_URI"] == "sqlite:////var/lib/shop/shop.sqlite3"
+    assert "DB_PASSWORD" not in env
+
+
+def test_env_file_secrets_differ_between_calls():
+    answers = default_answers(database="postgresql")
+    first, second = parse_env(post.env_file_text(answers)), parse_env(post.env_file_text(answers))
+    assert first["FLASK_SECRET_KEY"] != second["FLASK_SECRET_KEY"]
+    assert first["DB_PASSWORD"] != second["DB_PASSWORD"]
+
+
+def test_write_env_file_is_private_and_never_overwrites(tmp_path):
+    path = tmp_path / ".env"
+    post.write_env_file(path, default_answers())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    before = path.read_text()
+    post.write_env_file(path, default_answers())
+    assert path.read_text() == before
+
+
+def test_venv_commands_prefer_uv(monkeypatch):
+    monkeypatch.setattr(post.shutil, "which", lambda name: "/usr/bin/uv")
+    assert post.venv_commands("/usr/bin/python3")[0][:2] == ["uv", "venv"]
+    monkeypatch.setattr(post.shutil, "which", lambda name: None)
+    commands = post.venv_commands("/usr/bin/python3")
+    assert commands[0] == ["/usr/bin/python3", "-m", "venv", ".venv"]
+    assert commands[1][-2:] == ["-e", ".[dev]"]
+
+
+def test_failed_venv_keeps_project_and_says_how_to_retry(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(post, "venv_commands", lambda: [["false"], ["true"]])
+    assert post.create_venv(tmp_path) is False
+    assert tmp_path.exists()
+    assert f"cd {tmp_path}" in capsys.readouterr().err
+
+
+def test_existing_venv_is_kept(tmp_path, monkeypatch):
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").write_text("")
+    monkeypatch.setattr(post, "venv_commands", lambda: pytest.fail("must not run"))
+    assert post.create_venv(tmp_path) is True
+
+
+def test_cruft_is_recognised_by_its_commit_answer():
+    assert post.rendered_by_cruft({"_commit": "abc"})
+    assert not post.rendered_by_cruft(default_answers())
