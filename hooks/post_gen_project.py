@@ -9,6 +9,7 @@ and touches no network; the .env it writes there is skipped by cruft.
 import json
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def write_env_file(path, answers):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as env_file:
         env_file.write(env_file_text(answers))
-    print(f"Wrote {path.name} with a new SECRET_KEY" + (" and database password" if answers["database"] != "sqlite" else ""))
+    extra = " and database password" if answers["database"] != "sqlite" else ""
+    print(f"Wrote {path.name} with a new SECRET_KEY{extra}")
 
 
 def venv_commands(python=sys.executable):
@@ -94,10 +96,11 @@ def create_venv(root):
         return True
     commands = venv_commands()
     for command in commands:
-        print("$ " + " ".join(command), flush=True)
-        if subprocess.run(command, cwd=root).returncode != 0:
+        print("$ " + shlex.join(command), flush=True)
+        if subprocess.run(command, cwd=root, check=False).returncode != 0:
             print(f"\nCreating the virtualenv failed; the project is in {root}.\n"
-                  f"Retry with:\n  cd {root}\n" + "".join(f"  {' '.join(c)}\n" for c in commands), file=sys.stderr)
+                  f"Retry with:\n  cd {shlex.quote(str(root))}\n" + "".join(f"  {shlex.join(c)}\n" for c in commands),
+                  file=sys.stderr)
             return False
     return True
 

@@ -67,7 +67,8 @@ def check_text(answers):
         if not value.strip() or len(value) > limit or CONTROL_CHARACTERS.search(value):
             problems.append((key, f"{key}={value!r} must be one line of 1 to {limit} printable characters"))
     if not EMAIL.fullmatch(answers["author_email"]):
-        problems.append(("author_email", f"author_email={answers['author_email']!r} is not an email address, e.g. you@example.com"))
+        problems.append(("author_email", f"author_email={answers['author_email']!r} is not an email address, "
+                         "e.g. you@example.com"))
     return problems
 
 
@@ -131,7 +132,8 @@ def check_install_dir(answers):
         return [("install_dir", f"install_dir={path!r} must be an absolute path of letters, digits, "
                  "'.', '_' and '-', e.g. /opt/my_app")]
     if is_under(path, SYSTEM_DIRS):
-        return [("install_dir", f"install_dir={path!r} lies in a system directory; use e.g. /opt/{answers['project_slug']}")]
+        return [("install_dir", f"install_dir={path!r} lies in a system directory; "
+                 f"use e.g. /opt/{answers['project_slug']}")]
     if answers["rootless"] is True and is_under(path, NOT_FOR_ROOTLESS_INSTALL):
         return [("install_dir", f"install_dir={path!r} needs root; a rootless install lives in your "
                  f"home, e.g. /home/<you>/{answers['project_slug']}")]

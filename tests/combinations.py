@@ -23,7 +23,7 @@ def refusal(answers):
 
 def all_combinations():
     """Every stack a user can pick, as answer dicts."""
-    return [dict(zip(AXES, values)) for values in itertools.product(*AXES.values())]
+    return [dict(zip(AXES, values, strict=True)) for values in itertools.product(*AXES.values())]
 
 
 def stack_id(answers):

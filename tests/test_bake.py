@@ -39,7 +39,7 @@ def layout_problems(path, text):
 
 def ruff(project):
     return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--quiet", str(project)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
 @pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS, ids=stack_id)
@@ -149,7 +149,8 @@ def test_no_secret_in_the_template():
     """Nothing in the template looks like a key or a password; .env is never shipped."""
     secret_like = re.compile(r"(SECRET_KEY|PASSWORD)\s*=\s*['\"]?[A-Za-z0-9+/_-]{12,}")
     hex_run = re.compile(r"\b[0-9a-f]{32,}\b")
-    tracked = subprocess.run(["git", "ls-files"], cwd=TEMPLATE, capture_output=True, text=True).stdout.split()
+    listing = subprocess.run(["git", "ls-files"], cwd=TEMPLATE, capture_output=True, text=True, check=True)
+    tracked = listing.stdout.split()
     for relative in tracked:
         path = TEMPLATE / relative
         if not path.is_file():
