@@ -28,7 +28,7 @@ def layout_problems(path, text):
     problems = []
     if text.startswith("\n"):
         problems.append("starts with a blank line")
-    if path.suffix != ".py" and "\n\n\n" in text:
+    if path.suffix not in (".py", ".mako") and "\n\n\n" in text:
         problems.append("has two blank lines in a row")
     if re.search(r"[ \t]+$", text, re.MULTILINE):
         problems.append("has trailing whitespace")
