@@ -1,0 +1,42 @@
+"""Default settings; instance/config.py and FLASK_* environment variables override them."""
+
+import secrets
+
+APP_NAME = {{ cookiecutter.project_name | tojson }}
+
+# From the environment file in production (FLASK_SECRET_KEY); see finish().
+SECRET_KEY = None
+
+# A relative SQLite path lands in the instance folder; production sets
+# FLASK_SQLALCHEMY_DATABASE_URI in the environment file.
+SQLALCHEMY_DATABASE_URI = "sqlite:///{{ cookiecutter.project_slug }}.sqlite3"
+# Test each pooled connection before use, so a restarted database costs no failed request.
+SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+# A larger request body gets 413 Request Entity Too Large.
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+# Requests for any other host get 400, whatever Host header a client invents.
+TRUSTED_HOSTS = [{{ cookiecutter.domain_name | tojson }}]
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# The site speaks plain HTTP until TLS is added; then set
+# FLASK_SESSION_COOKIE_SECURE=true and FLASK_PREFERRED_URL_SCHEME=https.
+SESSION_COOKIE_SECURE = False
+PREFERRED_URL_SCHEME = "http"
+
+
+def finish(app):
+    """Give the debug server what it may invent; refuse production without a secret key."""
+    if app.debug:
+        # The development server is called by a local name, not the site's domain.
+        app.config["TRUSTED_HOSTS"] = [*app.config["TRUSTED_HOSTS"], "localhost", "127.0.0.1"]
+        if not app.config["SECRET_KEY"]:
+            # Sessions end when the server restarts, which is fine locally.
+            app.config["SECRET_KEY"] = secrets.token_hex(32)
+    if not app.config["SECRET_KEY"] and not app.testing:
+        env_file = {{ cookiecutter.__env_file | tojson }}
+        raise RuntimeError(
+            "SECRET_KEY is not set, and production refuses to start without it: "
+            f"set FLASK_SECRET_KEY in {env_file} (see README.md)."
+        )

@@ -1,0 +1,66 @@
+"""The notes page: a form that saves a note and the list of saved notes."""
+
+import secrets
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+
+from .db import db
+from .models import Note
+
+bp = Blueprint("notes", __name__, url_prefix="/notes")
+
+MAX_LENGTH = 500
+SHOWN = 100
+
+
+def csrf_token():
+    """Return this session's CSRF token, making one on first use."""
+    if "csrf_token" not in session:
+        session["csrf_token"] = secrets.token_urlsafe(32)
+    return session["csrf_token"]
+
+
+def check_csrf_token():
+    """Refuse a form that does not carry this session's token (400)."""
+    expected = session.get("csrf_token", "")
+    sent = request.form.get("csrf_token", "")
+    # Compared as bytes, in constant time: compare_digest rejects non-ASCII text.
+    if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
+        abort(400, "The form expired or did not come from this site; reload the page and retry.")
+
+
+def render_page(error=None, body="", status=200):
+    """Render the form and the newest notes."""
+    notes = db.session.scalars(
+        db.select(Note).order_by(Note.created_at.desc(), Note.id.desc()).limit(SHOWN)
+    )
+    page = render_template(
+        "notes.html",
+        notes=notes,
+        error=error,
+        body=body,
+        max_length=MAX_LENGTH,
+        csrf_token=csrf_token(),
+    )
+    return page, status
+
+
+@bp.get("/")
+def index():
+    """Show the form and the saved notes."""
+    return render_page()
+
+
+@bp.post("/")
+def create():
+    """Save a note, then redirect so that reloading the page does not post it again."""
+    check_csrf_token()
+    body = request.form.get("body", "").strip()
+    if not body:
+        return render_page("A note needs some text.", body, 400)
+    if len(body) > MAX_LENGTH:
+        return render_page(f"A note holds at most {MAX_LENGTH} characters.", body, 400)
+    db.session.add(Note(body=body))
+    db.session.commit()
+    flash("Note saved.")
+    return redirect(url_for("notes.index"))
