@@ -45,7 +45,7 @@ def unavailable(message):
 
 def run(command, **kwargs):
     """Run a command, capturing its output as text."""
-    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False, **kwargs)
 
 
 def psql(sql):
