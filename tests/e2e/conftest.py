@@ -1,0 +1,101 @@
+"""The end-to-end tier: marker, preconditions, cleanup and the time table."""
+
+import fcntl
+import os
+import socket
+import time
+
+import pytest
+from conftest import IN_CI, require_tool
+
+from .deploy import Wheelhouse
+from .system import Cleanup
+
+TIMES = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: deploys a generated project on this machine (root, real servers)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+def require(condition, message):
+    """Skip when the machine cannot run a case; under CI that is a failure."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def reachable(port):
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def machine(case):
+    """Check that this machine has what the case deploys with."""
+    require(os.geteuid() == 0, "the end-to-end tier deploys system-wide and must run as root")
+    for tool in ("setpriv", "systemd-analyze", "sqlite3"):
+        require_tool(tool, "runs the generated stack")
+    require_tool("/usr/bin/python3", "the venv's Python, readable by the service users")
+    tools = {"nginx": ["nginx"], "apache": ["apache2"], "none": ["nginx"]}[case.web_server]
+    tools += {"supervisord": ["supervisord", "supervisorctl", "systemd-tmpfiles"], "systemd": []}[case.process_manager]
+    tools += {"uwsgi": ["gcc"], "mod_wsgi": ["apxs"], "gunicorn": []}[case.wsgi_server]
+    tools += {"postgresql": ["psql", "pg_dump"], "mysql": ["mariadb", "mariadb-dump"], "sqlite": []}[case.database]
+    for tool in tools:
+        require_tool(tool, f"needed by {case.id}")
+    if case.wsgi_server == "uwsgi":
+        require(os.path.exists("/usr/include/python3.11/Python.h"),
+                "python3-dev is not installed (uWSGI builds with it)")
+    if case.database == "postgresql":
+        require(reachable(5432), "PostgreSQL does not answer on 127.0.0.1:5432")
+    if case.database == "mysql":
+        require(reachable(3306), "MariaDB does not answer on 127.0.0.1:3306")
+
+
+@pytest.fixture(scope="session")
+def exclusive():
+    """One end-to-end session at a time on this machine: cases share fixed slugs, users and ports."""
+    with open("/tmp/flask-stack-e2e.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory, exclusive):
+    """uWSGI and mod_wsgi wheels, built once per session by the first case that needs them."""
+    return Wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
+
+
+@pytest.fixture
+def cleanup():
+    """Undo everything a case made, in reverse order, even when it failed."""
+    stack = Cleanup()
+    yield stack
+    stack.run()
+    assert not stack.errors, "cleanup failed:\n" + "\n".join(stack.errors)
+
+
+@pytest.fixture
+def timing(request, case):
+    start = time.monotonic()
+    steps = {}
+    yield steps
+    TIMES.append((case.id, time.monotonic() - start, steps))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not TIMES:
+        return
+    terminalreporter.section("end-to-end time per case")
+    for case_id, seconds, steps in TIMES:
+        detail = ", ".join(f"{name} {value:.1f}" for name, value in steps.items())
+        terminalreporter.write_line(f"{seconds:6.1f} s  {case_id}  ({detail})")
+    terminalreporter.write_line(f"{sum(t for _, t, _ in TIMES):6.1f} s  total")
