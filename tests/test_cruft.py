@@ -14,7 +14,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -342,14 +341,12 @@ def clean_update(tmp_path_factory, sandbox):
 
     v2 = template_release(repo, deploy_file, line)
     check_before = run([*CRUFT, "check"], project, env, check=False)
-    started = time.monotonic()
     update = run([*CRUFT, "update", "-y"], project, no_network(env))
-    seconds = time.monotonic() - started
     check_after = run([*CRUFT, "check"], project, env, check=False)
     return SimpleNamespace(repo=repo, project=project, v2=v2, state_at_create=state_at_create,
                            create_output=create_output, deploy_file=deploy_file, other_file=other_file,
                            line=line, state_before=state_before, check_before=check_before,
-                           update=update, seconds=seconds, check_after=check_after)
+                           update=update, check_after=check_after)
 
 
 def test_create_records_file_url_commit_and_answers(clean_update):
@@ -369,10 +366,8 @@ def test_check_fails_before_and_passes_after_update(clean_update):
     assert json.loads((clean_update.project / ".cruft.json").read_text())["commit"] == clean_update.v2
 
 
-def test_update_applies_template_change_and_keeps_user_edits(clean_update, record_property):
+def test_update_applies_template_change_and_keeps_user_edits(clean_update):
     """The reworded template line arrives; the user's lines above it and in another file stay."""
-    record_property("cruft_update_seconds", round(clean_update.seconds, 2))
-    print(f"cruft update took {clean_update.seconds:.2f} s")
     deploy = (clean_update.project / clean_update.deploy_file).read_text()
     assert deploy.startswith(USER_TOP_LINE)
     assert clean_update.line + TEMPLATE_CHANGE + "\n" in deploy
@@ -512,9 +507,9 @@ def test_changed_answer_leaves_an_edited_file_of_the_old_choice_and_names_it(tem
 
 # --- speed and side effects -------------------------------------------------
 
-def test_update_renders_no_venv_and_runs_no_installer(template_repo, sandbox, tmp_path, record_property):
+def test_update_renders_no_venv_and_runs_no_installer(template_repo, sandbox, tmp_path):
     """With create_venv=true recorded, the renders of an update create no .venv, call no
-    installer and need no network; the update takes seconds."""
+    installer and need no network (bench/cruft_update.py measures how long it takes)."""
     env = sandbox.env
     project, create_output = cruft_create(template_repo, tmp_path / "projects", env)
     assert json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["create_venv"] is True
@@ -523,18 +518,13 @@ def test_update_renders_no_venv_and_runs_no_installer(template_repo, sandbox, tm
     deploy_file = app_server_config(project)
     template_release(template_repo, deploy_file, changeable_line(template_repo, project, deploy_file))
 
-    started = time.monotonic()
     update = run([*CRUFT, "update", "-y"], project, no_network(env))
-    seconds = time.monotonic() - started
-    record_property("cruft_update_seconds", round(seconds, 2))
-    print(f"cruft update took {seconds:.2f} s")
 
     # One line from the hook in each of the two renders (old and new release).
     assert update.output.count("Rendered by cruft") == 2, update.output
     assert sandbox.installer_calls() == ""
     assert not (project / ".venv").exists()
     assert TEMPLATE_CHANGE in (project / deploy_file).read_text()
-    assert seconds < 30
 
 
 # --- hooks and linking ------------------------------------------------------

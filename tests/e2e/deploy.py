@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .servers import read_environment_file
 from .system import make_dir, remove_tree, remove_user, run, user_exists
 
 TEMPLATE = Path(__file__).resolve().parents[2]
@@ -67,21 +68,6 @@ def bake(case, output_dir):
     return project
 
 
-def read_env_file(path):
-    """KEY=VALUE lines of an environment file (systemd EnvironmentFile syntax, no expansion)."""
-    values = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
 class Install:
     """What the README's deploy steps create for one case."""
 
@@ -92,7 +78,7 @@ class Install:
         self.slug = case.slug
         self.root = Path(case.install_dir)
         self.venv = self.root / ".venv"
-        self.env = read_env_file(project / ".env")
+        self.env = read_environment_file(project / ".env")
         if case.rootless:
             self.user = self.group = case.rootless_user
             self.env_file = self.root / ".env"

@@ -130,6 +130,7 @@ def expand_variables(words, env):
 
 
 def read_environment_file(path):
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them: quotes removed, no expansion."""
     values = {}
     for line in Path(path).read_text().splitlines():
         line = line.strip()
