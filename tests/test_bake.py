@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
-from conftest import TEMPLATE, bake, default_answers, load_hook
+from conftest import TEMPLATE, bake, default_answers, load_hook, require_tool
 from cookiecutter.exceptions import FailedHookException
 
 post = load_hook("post_gen_project")
@@ -90,6 +90,26 @@ def test_bad_value_is_refused_and_leaves_nothing(tmp_path, capfd, key, value):
         bake(tmp_path, **{key: value})
     assert list(tmp_path.iterdir()) == []
     assert f"{key}=" in capfd.readouterr().err
+
+
+ROOTLESS = {"rootless": True, "wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord",
+            "install_dir": "/home/deploy/shop", "url_prefix": "/shop"}
+
+
+@pytest.mark.parametrize("answers", [*SUPPORTED_COMBINATIONS[::4], ROOTLESS],
+                         ids=lambda answers: ("rootless-" if answers.get("rootless") else "") + stack_id(answers))
+def test_readme_shell_steps_pass_shellcheck(tmp_path, answers):
+    """The deploy steps a user pastes from the README are sound shell (quoting, heredocs, variables)."""
+    shellcheck = require_tool("shellcheck", "checks the README's shell steps")
+    project = bake(tmp_path, **answers)
+    blocks = re.findall(r"```sh\n(.*?)```", (project / "README.md").read_text(), re.DOTALL)
+    assert blocks
+    script = tmp_path / "steps.sh"
+    script.write_text("#!/bin/bash\n" + "\n".join(blocks))
+    # SC2164: a `cd` typed at a prompt needs no `|| exit`; SC1091: the sourced env file exists on the server only.
+    result = subprocess.run([shellcheck, "--exclude=SC2164,SC1091", str(script)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout
 
 
 TRICKY_NAMES = [

@@ -125,7 +125,7 @@ class Install:
             run(["chown", "-R", "root:root", self.root])
         run(["chmod", "-R", "u=rwX,go=rX", self.root])
         if self.case.rootless:  # the README's commands on the host: .env 0600, var/ and var/log/
-            self.run_readme("Copy the project", ["mkdir"], as_user=True)
+            self.run_readme("Copy the project", ["install -d"], as_user=True)
 
     def create_venv(self, wheelhouse):
         """install_dir/.venv with the project and its [server] extra, on Debian's python3."""
