@@ -76,10 +76,10 @@ def write_env_file(path, answers):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as env_file:
         env_file.write(env_file_text(answers))
-    if rendered_by_cruft(answers):
-        print(f"Wrote {path.name} in cruft's scratch copy (a project's own {path.name} is skipped and kept)")
-        return
     extra = " and database password" if answers["database"] != "sqlite" else ""
+    if rendered_by_cruft(answers):
+        # cruft update renders twice into scratch copies; the project's own .env is skipped there.
+        extra += " (under `cruft update` a scratch copy: your project's .env is kept)"
     print(f"Wrote {path.name} with a new SECRET_KEY{extra}")
 
 
