@@ -28,8 +28,16 @@ def all_combinations():
 
 def stack_id(answers):
     """A readable test id such as wsgi:uwsgi-web:nginx-pm:systemd-os:rhel-db:sqlite."""
-    return "-".join(f"{SHORT[key]}:{answers[key]}" for key in AXES if key in answers)
+    words = "-".join(f"{SHORT[key]}:{answers[key]}" for key in AXES if key in answers)
+    return "rootless-" + words if answers.get("rootless") else words
 
 
 SUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is None]
 UNSUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is not None]
+# A rootless install: no front server of its own, the user's own supervisord, in the user's home.
+ROOTLESS_COMBINATIONS = [
+    {"rootless": True, "wsgi_server": wsgi, "web_server": "none", "process_manager": "supervisord",
+     "os_family": os_family, "database": database, "install_dir": "/home/deploy/flask_stack_app"}
+    for wsgi in ("gunicorn", "uwsgi") for os_family in ("debian", "rhel")
+    for database in ("sqlite", "postgresql", "mysql")
+]

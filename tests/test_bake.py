@@ -7,7 +7,7 @@ import sys
 import tomllib
 
 import pytest
-from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
+from combinations import ROOTLESS_COMBINATIONS, SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
 from conftest import TEMPLATE, bake, default_answers, load_hook, require_tool
 from cookiecutter.exceptions import FailedHookException
 
@@ -42,7 +42,7 @@ def ruff(project):
                           capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS, ids=stack_id)
+@pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS + ROOTLESS_COMBINATIONS, ids=stack_id)
 def test_supported_combination_bakes_clean(tmp_path, answers):
     """Every stack renders, keeps only its own deploy folders, and leaves no Jinja behind."""
     project = bake(tmp_path, **answers)
@@ -96,8 +96,7 @@ ROOTLESS = {"rootless": True, "wsgi_server": "uwsgi", "web_server": "none", "pro
             "install_dir": "/home/deploy/shop", "url_prefix": "/shop"}
 
 
-@pytest.mark.parametrize("answers", [*SUPPORTED_COMBINATIONS[::4], ROOTLESS],
-                         ids=lambda answers: ("rootless-" if answers.get("rootless") else "") + stack_id(answers))
+@pytest.mark.parametrize("answers", [*SUPPORTED_COMBINATIONS[::4], ROOTLESS], ids=stack_id)
 def test_readme_shell_steps_pass_shellcheck(tmp_path, answers):
     """The deploy steps a user pastes from the README are sound shell (quoting, heredocs, variables)."""
     shellcheck = require_tool("shellcheck", "checks the README's shell steps")

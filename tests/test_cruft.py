@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import cruft
 import pytest
-from combinations import SUPPORTED_COMBINATIONS, stack_id
+from combinations import ROOTLESS_COMBINATIONS, SUPPORTED_COMBINATIONS, stack_id
 from conftest import TEMPLATE, require_tool
 
 CRUFT = [sys.executable, "-m", "cruft"]
@@ -38,12 +38,6 @@ USER_END_LINE = "# Local change at the end: the user's, kept across template upd
 TEMPLATE_CHANGE = " (reworded in the template's next release)"
 USER_CHANGE = " (reworded by the user)"
 
-ROOTLESS_COMBINATIONS = [
-    {"rootless": True, "wsgi_server": wsgi, "web_server": "none", "process_manager": "supervisord",
-     "os_family": os_family, "database": database, "install_dir": f"/home/deploy/{SLUG}"}
-    for wsgi in ("gunicorn", "uwsgi") for os_family in ("debian", "rhel")
-    for database in ("sqlite", "postgresql", "mysql")
-]
 ANSWER_CHANGES = [
     # (answer, old value, new value, folders only the old value has, folders only the new one has)
     ("database", "sqlite", "postgresql", (), ()),
@@ -297,7 +291,7 @@ def template_release(repo, relative, line):
 @pytest.mark.parametrize(
     "answers",
     [pytest.param(c, id=stack_id(c)) for c in SUPPORTED_COMBINATIONS]
-    + [pytest.param(c, id="rootless-" + stack_id(c)) for c in ROOTLESS_COMBINATIONS],
+    + [pytest.param(c, id=stack_id(c)) for c in ROOTLESS_COMBINATIONS],
 )
 def test_create_records_template_commit_and_answers(answers, released_template, sandbox, tmp_path, monkeypatch, capfd):
     """cruft create works for every stack, records template, commit and every answer,
