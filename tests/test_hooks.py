@@ -126,20 +126,19 @@ def test_report_lists_problems_and_the_command():
     assert "cookiecutter " in text.splitlines()[-1]
 
 
-@pytest.mark.parametrize(
-    ("answers", "kept"),
-    [
-        ({"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
-         {"deploy/gunicorn", "deploy/nginx", "deploy/systemd"}),
-        ({"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
-         {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles"}),
-        ({"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
-         {"deploy/uwsgi", "deploy/supervisord"}),
-        ({"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"},
-         {"deploy/apache"}),
-    ],
-    ids=stack_id,
-)
+KEPT_FOLDERS = [
+    ({"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
+     {"deploy/gunicorn", "deploy/nginx", "deploy/systemd"}),
+    ({"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
+     {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles"}),
+    ({"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
+     {"deploy/uwsgi", "deploy/supervisord"}),
+    ({"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"},
+     {"deploy/apache"}),
+]
+
+
+@pytest.mark.parametrize(("answers", "kept"), KEPT_FOLDERS, ids=[stack_id(answers) for answers, _ in KEPT_FOLDERS])
 def test_unused_paths_keep_only_the_stack(answers, kept):
     every = {"deploy/gunicorn", "deploy/uwsgi", "deploy/nginx", "deploy/apache", "deploy/systemd",
              "deploy/supervisord", "deploy/tmpfiles"}
