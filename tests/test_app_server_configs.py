@@ -64,8 +64,6 @@ def app_id(answers):
     words = [stack_id(answers)]
     if answers.get("url_prefix", "/") != "/":
         words.append("prefix:" + answers["url_prefix"].strip("/").replace("/", "-"))
-    if answers.get("rootless"):
-        words.insert(0, "rootless")
     return "-".join(words)
 
 
