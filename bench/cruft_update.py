@@ -23,8 +23,13 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parent.parent
 CLUTTER = shutil.ignore_patterns(".git", ".tox", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache")
 DEPLOY_FILE = "{{cookiecutter.project_slug}}/deploy/gunicorn/gunicorn.conf.py"
-ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-       "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
 
 
 def run(*args, cwd):
@@ -51,8 +56,19 @@ def template_repo(workdir):
 def one_update(workdir, repo, number):
     """Create a project, release a template change, and time the update."""
     projects = workdir / f"run{number}"
-    run(sys.executable, "-m", "cruft", "create", f"file://{repo}", "--no-input", "--output-dir", str(projects),
-        "--extra-context", '{"create_venv": false}', cwd=workdir)
+    run(
+        sys.executable,
+        "-m",
+        "cruft",
+        "create",
+        f"file://{repo}",
+        "--no-input",
+        "--output-dir",
+        str(projects),
+        "--extra-context",
+        '{"create_venv": false}',
+        cwd=workdir,
+    )
     project = projects / "flask_stack_app"
     run("git", "init", "-q", "-b", "main", cwd=project)
     commit(project, "generated")

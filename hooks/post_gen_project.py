@@ -86,10 +86,11 @@ def write_env_file(path, answers):
 def venv_commands(python=sys.executable):
     """The commands that create .venv and install the project for development."""
     if shutil.which("uv"):
-        return [["uv", "venv", "--quiet", "--python", python, ".venv"],
-                ["uv", "pip", "install", "--quiet", "--python", ".venv/bin/python", "-e", ".[dev]"]]
-    return [[python, "-m", "venv", ".venv"],
-            [".venv/bin/python", "-m", "pip", "install", "--quiet", "-e", ".[dev]"]]
+        return [
+            ["uv", "venv", "--quiet", "--python", python, ".venv"],
+            ["uv", "pip", "install", "--quiet", "--python", ".venv/bin/python", "-e", ".[dev]"],
+        ]
+    return [[python, "-m", "venv", ".venv"], [".venv/bin/python", "-m", "pip", "install", "--quiet", "-e", ".[dev]"]]
 
 
 def create_venv(root):
@@ -101,9 +102,11 @@ def create_venv(root):
     for command in commands:
         print("$ " + shlex.join(command), flush=True)
         if subprocess.run(command, cwd=root, check=False).returncode != 0:
-            print(f"\nCreating the virtualenv failed; the project is in {root}.\n"
-                  f"Retry with:\n  cd {shlex.quote(str(root))}\n" + "".join(f"  {shlex.join(c)}\n" for c in commands),
-                  file=sys.stderr)
+            print(
+                f"\nCreating the virtualenv failed; the project is in {root}.\n"
+                f"Retry with:\n  cd {shlex.quote(str(root))}\n" + "".join(f"  {shlex.join(c)}\n" for c in commands),
+                file=sys.stderr,
+            )
             return False
     return True
 

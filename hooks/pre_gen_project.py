@@ -26,21 +26,70 @@ CHOICES = {
 # a database role and a unit name, so it must not shadow or collide with any.
 RESERVED_SLUGS = {
     # packages the project imports or files it ships
-    "flask", "werkzeug", "jinja2", "click", "itsdangerous", "markupsafe",
-    "sqlalchemy", "flask_sqlalchemy", "flask_migrate", "alembic", "dotenv",
-    "gunicorn", "uwsgi", "mod_wsgi", "psycopg", "pymysql", "pytest",
-    "wsgi", "tests", "migrations", "instance", "deploy",
+    "flask",
+    "werkzeug",
+    "jinja2",
+    "click",
+    "itsdangerous",
+    "markupsafe",
+    "sqlalchemy",
+    "flask_sqlalchemy",
+    "flask_migrate",
+    "alembic",
+    "dotenv",
+    "gunicorn",
+    "uwsgi",
+    "mod_wsgi",
+    "psycopg",
+    "pymysql",
+    "pytest",
+    "wsgi",
+    "tests",
+    "migrations",
+    "instance",
+    "deploy",
     # system accounts and services
-    "root", "daemon", "bin", "sys", "adm", "nobody", "nginx", "apache",
-    "httpd", "postgres", "mysql", "mariadb", "supervisor", "supervisord",
-    "systemd", "sshd", "www", "admin",
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "adm",
+    "nobody",
+    "nginx",
+    "apache",
+    "httpd",
+    "postgres",
+    "mysql",
+    "mariadb",
+    "supervisor",
+    "supervisord",
+    "systemd",
+    "sshd",
+    "www",
+    "admin",
     # SQL words that cannot be a role or database name unquoted
-    "all", "user", "users", "public", "select", "table", "order", "group",
-    "grant", "default", "database", "role", "current_user", "session_user",
-    "column", "where", "from", "check", "primary", "references",
+    "all",
+    "user",
+    "users",
+    "public",
+    "select",
+    "table",
+    "order",
+    "group",
+    "grant",
+    "default",
+    "database",
+    "role",
+    "current_user",
+    "session_user",
+    "column",
+    "where",
+    "from",
+    "check",
+    "primary",
+    "references",
 }
-SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/boot", "/dev", "/proc",
-               "/sys", "/run", "/tmp", "/var/tmp")
+SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/boot", "/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp")
 # ProtectHome= and PrivateTmp= hide these from a hardened service; SELinux
 # labels home directories user_home_t, which the web server may not read.
 NOT_FOR_SYSTEM_INSTALL = ("/home", "/root")
@@ -61,14 +110,14 @@ def is_under(path, prefixes):
 def check_text(answers):
     """Free-text answers: any printable text, one line, of sane length."""
     problems = []
-    for key, limit in (("project_name", 100), ("description", 300),
-                       ("author_name", 100), ("author_email", 254)):
+    for key, limit in (("project_name", 100), ("description", 300), ("author_name", 100), ("author_email", 254)):
         value = answers[key]
         if not value.strip() or len(value) > limit or CONTROL_CHARACTERS.search(value):
             problems.append((key, f"{key}={value!r} must be one line of 1 to {limit} printable characters"))
     if not EMAIL.fullmatch(answers["author_email"]):
-        problems.append(("author_email", f"author_email={answers['author_email']!r} is not an email address, "
-                         "e.g. you@example.com"))
+        problems.append(
+            ("author_email", f"author_email={answers['author_email']!r} is not an email address, e.g. you@example.com")
+        )
     return problems
 
 
@@ -76,11 +125,21 @@ def check_slug(answers):
     """The slug names the package, the service, the system user and the database."""
     slug = answers["project_slug"]
     if not SLUG.fullmatch(slug):
-        return [("project_slug", f"project_slug={slug!r} must be a lowercase letter followed by up to 31 "
-                 "lowercase letters, digits or underscores, e.g. my_app")]
+        return [
+            (
+                "project_slug",
+                f"project_slug={slug!r} must be a lowercase letter followed by up to 31 "
+                "lowercase letters, digits or underscores, e.g. my_app",
+            )
+        ]
     if keyword.iskeyword(slug) or slug in RESERVED_SLUGS or slug in sys.stdlib_module_names or slug.startswith("pg_"):
-        return [("project_slug", f"project_slug={slug!r} is a reserved word, a Python module or a system "
-                 f"account name; pick another, e.g. {slug}_app")]
+        return [
+            (
+                "project_slug",
+                f"project_slug={slug!r} is a reserved word, a Python module or a system "
+                f"account name; pick another, e.g. {slug}_app",
+            )
+        ]
     return []
 
 
@@ -89,8 +148,13 @@ def check_domain(answers):
     domain = answers["domain_name"]
     if DOMAIN.fullmatch(domain):
         return []
-    return [("domain_name", f"domain_name={domain!r} must be a lowercase host name such as example.com "
-             "(letters, digits, hyphens and dots; non-ASCII names in their xn-- form)")]
+    return [
+        (
+            "domain_name",
+            f"domain_name={domain!r} must be a lowercase host name such as example.com "
+            "(letters, digits, hyphens and dots; non-ASCII names in their xn-- form)",
+        )
+    ]
 
 
 def check_choices(answers):
@@ -110,8 +174,13 @@ def check_url_prefix(answers):
     prefix = answers["url_prefix"]
     if URL_PREFIX.fullmatch(prefix) and "//" not in prefix:
         return []
-    return [("url_prefix", f"url_prefix={prefix!r} must be / or a path such as /myapp "
-             "(segments of letters, digits, '.', '_', '~' or '-')")]
+    return [
+        (
+            "url_prefix",
+            f"url_prefix={prefix!r} must be / or a path such as /myapp "
+            "(segments of letters, digits, '.', '_', '~' or '-')",
+        )
+    ]
 
 
 def check_port(answers):
@@ -120,8 +189,13 @@ def check_port(answers):
     if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         return [("http_port", f"http_port={port!r} must be a number from 1 to 65535")]
     if answers["web_server"] == "none" and int(port) < 1024:
-        return [("http_port", f"http_port={port} is a privileged port the unprivileged app server cannot "
-                 "bind (web_server=none); choose 1024 to 65535, e.g. 8000")]
+        return [
+            (
+                "http_port",
+                f"http_port={port} is a privileged port the unprivileged app server cannot "
+                "bind (web_server=none); choose 1024 to 65535, e.g. 8000",
+            )
+        ]
     return []
 
 
@@ -129,17 +203,32 @@ def check_install_dir(answers):
     """The install directory is an absolute path the service user may use."""
     path = answers["install_dir"]
     if not ABSOLUTE_PATH.fullmatch(path) or "/../" in path + "/" or "/./" in path + "/":
-        return [("install_dir", f"install_dir={path!r} must be an absolute path of letters, digits, "
-                 "'.', '_' and '-', e.g. /opt/my_app")]
+        return [
+            (
+                "install_dir",
+                f"install_dir={path!r} must be an absolute path of letters, digits, '.', '_' and '-', e.g. /opt/my_app",
+            )
+        ]
     if is_under(path, SYSTEM_DIRS):
-        return [("install_dir", f"install_dir={path!r} lies in a system directory; "
-                 f"use e.g. /opt/{answers['project_slug']}")]
+        return [
+            ("install_dir", f"install_dir={path!r} lies in a system directory; use e.g. /opt/{answers['project_slug']}")
+        ]
     if answers["rootless"] is True and is_under(path, NOT_FOR_ROOTLESS_INSTALL):
-        return [("install_dir", f"install_dir={path!r} needs root; a rootless install lives in your "
-                 f"home, e.g. /home/<you>/{answers['project_slug']}")]
+        return [
+            (
+                "install_dir",
+                f"install_dir={path!r} needs root; a rootless install lives in your "
+                f"home, e.g. /home/<you>/{answers['project_slug']}",
+            )
+        ]
     if answers["rootless"] is not True and is_under(path, NOT_FOR_SYSTEM_INSTALL):
-        return [("install_dir", f"install_dir={path!r} is hidden from a hardened service (ProtectHome=) "
-                 f"and unreadable by the web server under SELinux; use /opt/{answers['project_slug']}")]
+        return [
+            (
+                "install_dir",
+                f"install_dir={path!r} is hidden from a hardened service (ProtectHome=) "
+                f"and unreadable by the web server under SELinux; use /opt/{answers['project_slug']}",
+            )
+        ]
     return []
 
 
@@ -148,23 +237,41 @@ def check_combination(answers):
     wsgi, web, manager = answers["wsgi_server"], answers["web_server"], answers["process_manager"]
     problems = []
     if wsgi == "mod_wsgi" and web != "apache":
-        problems.append(("web_server", f"wsgi_server=mod_wsgi runs inside Apache, so it needs web_server=apache; "
-                         f"with web_server={web} choose wsgi_server=gunicorn or uwsgi"))
+        problems.append(
+            (
+                "web_server",
+                f"wsgi_server=mod_wsgi runs inside Apache, so it needs web_server=apache; "
+                f"with web_server={web} choose wsgi_server=gunicorn or uwsgi",
+            )
+        )
     if wsgi == "mod_wsgi" and manager != "systemd":
-        problems.append(("process_manager", "wsgi_server=mod_wsgi is run by Apache under the distribution's "
-                         "systemd unit, so it needs process_manager=systemd; for supervisord choose "
-                         "wsgi_server=gunicorn or uwsgi"))
+        problems.append(
+            (
+                "process_manager",
+                "wsgi_server=mod_wsgi is run by Apache under the distribution's "
+                "systemd unit, so it needs process_manager=systemd; for supervisord choose "
+                "wsgi_server=gunicorn or uwsgi",
+            )
+        )
     if answers["rootless"] is True and web != "none":
-        problems.append(("web_server", "rootless=true installs no front server of its own: choose web_server=none "
-                         "(the host's proxy forwards to the app on 127.0.0.1:http_port)"))
+        problems.append(
+            (
+                "web_server",
+                "rootless=true installs no front server of its own: choose web_server=none "
+                "(the host's proxy forwards to the app on 127.0.0.1:http_port)",
+            )
+        )
     if answers["rootless"] is True and manager != "supervisord":
-        problems.append(("process_manager", "rootless=true runs under your own supervisord instance: "
-                         "choose process_manager=supervisord"))
+        problems.append(
+            (
+                "process_manager",
+                "rootless=true runs under your own supervisord instance: choose process_manager=supervisord",
+            )
+        )
     return problems
 
 
-CHECKS = (check_text, check_slug, check_domain, check_choices, check_url_prefix,
-          check_port, check_install_dir)
+CHECKS = (check_text, check_slug, check_domain, check_choices, check_url_prefix, check_port, check_install_dir)
 
 
 def validate(answers):

@@ -36,8 +36,16 @@ SUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is None]
 UNSUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is not None]
 # A rootless install: no front server of its own, the user's own supervisord, in the user's home.
 ROOTLESS_COMBINATIONS = [
-    {"rootless": True, "wsgi_server": wsgi, "web_server": "none", "process_manager": "supervisord",
-     "os_family": os_family, "database": database, "install_dir": "/home/deploy/flask_stack_app"}
-    for wsgi in ("gunicorn", "uwsgi") for os_family in ("debian", "rhel")
+    {
+        "rootless": True,
+        "wsgi_server": wsgi,
+        "web_server": "none",
+        "process_manager": "supervisord",
+        "os_family": os_family,
+        "database": database,
+        "install_dir": "/home/deploy/flask_stack_app",
+    }
+    for wsgi in ("gunicorn", "uwsgi")
+    for os_family in ("debian", "rhel")
     for database in ("sqlite", "postgresql", "mysql")
 ]

@@ -30,8 +30,10 @@ def bake(output_dir, create_venv=False, **answers):
 @pytest.fixture
 def baker(tmp_path):
     """bake() into this test's temporary directory."""
+
     def _bake(**answers):
         return bake(tmp_path, **answers)
+
     return _bake
 
 

@@ -46,16 +46,31 @@ def app_server_stacks():
     The database only changes the systemd unit (its ordering and StateDirectory=), so supervisord
     stacks are baked with one database.
     """
-    stacks = [dict(c) for c in SUPPORTED_COMBINATIONS
-              if c["wsgi_server"] != "mod_wsgi" and (c["process_manager"] == "systemd" or c["database"] == "sqlite")]
+    stacks = [
+        dict(c)
+        for c in SUPPORTED_COMBINATIONS
+        if c["wsgi_server"] != "mod_wsgi" and (c["process_manager"] == "systemd" or c["database"] == "sqlite")
+    ]
     rootless = dict(web_server="none", process_manager="supervisord", database="sqlite", rootless=True)
     stacks += [
         dict(rootless, wsgi_server="uwsgi", os_family="debian", url_prefix="/app/"),
         dict(rootless, wsgi_server="gunicorn", os_family="rhel"),
-        dict(wsgi_server="gunicorn", web_server="nginx", process_manager="systemd", os_family="debian",
-             database="postgresql", url_prefix="/sub/path"),
-        dict(wsgi_server="uwsgi", web_server="apache", process_manager="supervisord", os_family="rhel",
-             database="sqlite", url_prefix="/my.app"),
+        dict(
+            wsgi_server="gunicorn",
+            web_server="nginx",
+            process_manager="systemd",
+            os_family="debian",
+            database="postgresql",
+            url_prefix="/sub/path",
+        ),
+        dict(
+            wsgi_server="uwsgi",
+            web_server="apache",
+            process_manager="supervisord",
+            os_family="rhel",
+            database="sqlite",
+            url_prefix="/my.app",
+        ),
     ]
     return stacks
 
@@ -84,11 +99,15 @@ class Project:
         self.path = path
         self.answers = answers
         self.slug = path.name
-        self.socket = {"nginx": f"/run/{self.slug}/{answers['wsgi_server']}.sock",
-                       "apache": f"/run/{self.slug}/{answers['wsgi_server']}.sock"}.get(answers["web_server"])
-        self.front_group = {"none": None, "nginx": "www-data" if answers["os_family"] == "debian" else "nginx",
-                            "apache": "www-data" if answers["os_family"] == "debian" else "apache"}[
-            answers["web_server"]]
+        self.socket = {
+            "nginx": f"/run/{self.slug}/{answers['wsgi_server']}.sock",
+            "apache": f"/run/{self.slug}/{answers['wsgi_server']}.sock",
+        }.get(answers["web_server"])
+        self.front_group = {
+            "none": None,
+            "nginx": "www-data" if answers["os_family"] == "debian" else "nginx",
+            "apache": "www-data" if answers["os_family"] == "debian" else "apache",
+        }[answers["web_server"]]
         self.prefix = answers.get("url_prefix", "/").rstrip("/")
 
     def file(self, relative):
@@ -128,8 +147,11 @@ class Project:
 
     def environment(self):
         """The production settings the post-generation hook wrote, as EnvironmentFile= passes them."""
-        pairs = (line.split("=", 1) for line in (self.path / ".env").read_text().splitlines()
-                 if line and not line.startswith("#"))
+        pairs = (
+            line.split("=", 1)
+            for line in (self.path / ".env").read_text().splitlines()
+            if line and not line.startswith("#")
+        )
         return dict(pairs)
 
 
@@ -217,8 +239,11 @@ def gunicorn_settings(path):
     from gunicorn.config import Config
 
     config = Config()
-    names = {key: value for key, value in runpy.run_path(str(path)).items()
-             if not key.startswith("__") and not isinstance(value, ModuleType)}
+    names = {
+        key: value
+        for key, value in runpy.run_path(str(path)).items()
+        if not key.startswith("__") and not isinstance(value, ModuleType)
+    }
     assert set(names) <= set(config.settings), f"not gunicorn settings: {set(names) - set(config.settings)}"
     for key, value in names.items():
         config.set(key, value)
@@ -250,8 +275,10 @@ def supervisord_settings(program):
     python = Path(supervisord).read_text().splitlines()[0].removeprefix("#!").split()
     work = program.parents[3]  # the directory the project was baked into
     main = work / "supervisord.conf"
-    main.write_text(f"[supervisord]\nlogfile = {work}/supervisord.log\npidfile = {work}/supervisord.pid\n"
-                    f"[include]\nfiles = {program}\n")
+    main.write_text(
+        f"[supervisord]\nlogfile = {work}/supervisord.log\npidfile = {work}/supervisord.pid\n"
+        f"[include]\nfiles = {program}\n"
+    )
     result = subprocess.run([*python, "-c", SUPERVISORD_PARSE, str(main)], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -318,8 +345,18 @@ def test_uwsgi_settings(baked, answers):
     """The ini's values: strict, the app, the socket each front server speaks to, limits, stop signal."""
     project = baked(answers)
     ini = uwsgi_settings(project.uwsgi_ini)
-    for flag in ("strict", "master", "need-app", "single-interpreter", "enable-threads", "auto-procname",
-                 "die-on-term", "disable-logging", "log-4xx", "log-5xx"):
+    for flag in (
+        "strict",
+        "master",
+        "need-app",
+        "single-interpreter",
+        "enable-threads",
+        "auto-procname",
+        "die-on-term",
+        "disable-logging",
+        "log-4xx",
+        "log-5xx",
+    ):
         assert ini[flag] == "true", flag
     assert ini["chdir"] == str(project.path)
     assert ini["virtualenv"] == f"{project.path}/.venv"
@@ -370,8 +407,9 @@ def test_systemd_unit_verifies(baked, answers):
 def test_systemd_unit_is_hardened(baked, answers):
     """systemd-analyze security --offline=true scores the unit at 2.5 or lower."""
     analyze = require_tool("systemd-analyze", "verifies and scores the generated unit")
-    result = subprocess.run([analyze, "security", "--offline=true", str(baked(answers).unit)],
-                            check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", str(baked(answers).unit)], check=False, capture_output=True, text=True
+    )
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
@@ -489,15 +527,28 @@ RUN_STACKS = [
     # RHEL, uWSGI on a unix socket speaking the uwsgi protocol to nginx, under systemd.
     dict(wsgi_server="uwsgi", web_server="nginx", process_manager="systemd", os_family="rhel", database="sqlite"),
     # uWSGI speaking HTTP on a unix socket to Apache, under supervisord.
-    dict(wsgi_server="uwsgi", web_server="apache", process_manager="supervisord", os_family="debian",
-         database="sqlite"),
+    dict(
+        wsgi_server="uwsgi", web_server="apache", process_manager="supervisord", os_family="debian", database="sqlite"
+    ),
     # Rootless: uWSGI on 127.0.0.1 for the host's proxy, mounted under a sub-path.
-    dict(wsgi_server="uwsgi", web_server="none", process_manager="supervisord", os_family="debian",
-         database="sqlite", rootless=True, url_prefix="/app"),
-    dict(wsgi_server="gunicorn", web_server="nginx", process_manager="systemd", os_family="debian",
-         database="sqlite"),
-    dict(wsgi_server="gunicorn", web_server="none", process_manager="supervisord", os_family="rhel",
-         database="sqlite", url_prefix="/sub/path/"),
+    dict(
+        wsgi_server="uwsgi",
+        web_server="none",
+        process_manager="supervisord",
+        os_family="debian",
+        database="sqlite",
+        rootless=True,
+        url_prefix="/app",
+    ),
+    dict(wsgi_server="gunicorn", web_server="nginx", process_manager="systemd", os_family="debian", database="sqlite"),
+    dict(
+        wsgi_server="gunicorn",
+        web_server="none",
+        process_manager="supervisord",
+        os_family="rhel",
+        database="sqlite",
+        url_prefix="/sub/path/",
+    ),
 ]
 
 
@@ -512,13 +563,26 @@ def server_venv(roots, baked):
     uwsgi = require_tool("uwsgi", "runs the generated ini")
     uwsgi_python = Path(uwsgi).with_name("python")
     venv = roots[False] / "venv"
-    subprocess.run([uv, "venv", "--quiet", "--python", str(uwsgi_python if uwsgi_python.exists() else sys.executable),
-                    str(venv)], check=True)
+    subprocess.run(
+        [uv, "venv", "--quiet", "--python", str(uwsgi_python if uwsgi_python.exists() else sys.executable), str(venv)],
+        check=True,
+    )
     pyproject = tomllib.loads(baked(RUN_STACKS[-1]).file("pyproject.toml").read_text())["project"]
     requirements = pyproject["dependencies"] + pyproject["optional-dependencies"]["server"]
     assert any(r.startswith("gunicorn") for r in requirements)
-    subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
-                    *requirements], check=True)
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--compile-bytecode",
+            "--python",
+            str(venv / "bin" / "python"),
+            *requirements,
+        ],
+        check=True,
+    )
     (venv / "bin" / "uwsgi").symlink_to(uwsgi)
     return venv
 
@@ -541,11 +605,23 @@ def http_get(address, path):
 
 def uwsgi_get(address, path):
     """GET path in the uwsgi protocol, as nginx's uwsgi_pass sends it; return (status, body)."""
-    variables = {"REQUEST_METHOD": "GET", "REQUEST_URI": path, "PATH_INFO": path, "QUERY_STRING": "",
-                 "SERVER_PROTOCOL": "HTTP/1.0", "SERVER_NAME": DOMAIN, "SERVER_PORT": "80", "HTTP_HOST": DOMAIN,
-                 "REMOTE_ADDR": "127.0.0.1", "REQUEST_SCHEME": "http"}
-    body = b"".join(struct.pack("<H", len(part)) + part
-                    for pair in variables.items() for part in (pair[0].encode(), pair[1].encode()))
+    variables = {
+        "REQUEST_METHOD": "GET",
+        "REQUEST_URI": path,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.0",
+        "SERVER_NAME": DOMAIN,
+        "SERVER_PORT": "80",
+        "HTTP_HOST": DOMAIN,
+        "REMOTE_ADDR": "127.0.0.1",
+        "REQUEST_SCHEME": "http",
+    }
+    body = b"".join(
+        struct.pack("<H", len(part)) + part
+        for pair in variables.items()
+        for part in (pair[0].encode(), pair[1].encode())
+    )
     with socket.socket(socket.AF_UNIX) as client:
         client.settimeout(10)
         client.connect(address)
@@ -583,8 +659,15 @@ def test_app_server_serves_and_stops(roots, server_venv, answers, tmp_path):
     command, directory = start_command(project)
     environment = {**os.environ, **project.environment()}
     if answers["wsgi_server"] == "gunicorn":
-        checked = subprocess.run([*command, "--check-config"], cwd=directory, env=environment,
-                                 check=False, capture_output=True, text=True, timeout=60)
+        checked = subprocess.run(
+            [*command, "--check-config"],
+            cwd=directory,
+            env=environment,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
     run_dir = Path(f"/run/{slug}")
@@ -592,8 +675,9 @@ def test_app_server_serves_and_stops(roots, server_venv, answers, tmp_path):
         run_dir.mkdir(mode=0o750)  # what RuntimeDirectory= or tmpfiles.d makes
     log = tmp_path / "server.log"
     with log.open("w") as output:
-        server = subprocess.Popen(command, cwd=directory, env=environment,
-                                  stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            command, cwd=directory, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         address = project.socket or ("127.0.0.1", int(port))
         get = uwsgi_get if answers["web_server"] == "nginx" and answers["wsgi_server"] == "uwsgi" else http_get

@@ -38,8 +38,12 @@ def layout_problems(path, text):
 
 
 def ruff(project):
-    return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--quiet", str(project)],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--quiet", str(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS + ROOTLESS_COMBINATIONS, ids=stack_id)
@@ -82,8 +86,14 @@ def test_unsupported_combination_is_refused_and_leaves_nothing(tmp_path, capfd, 
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("project_slug", "import"), ("domain_name", "exa mple.com"), ("url_prefix", "no-slash"),
-     ("http_port", "99999"), ("install_dir", "/tmp/app"), ("project_name", "a\tb")],
+    [
+        ("project_slug", "import"),
+        ("domain_name", "exa mple.com"),
+        ("url_prefix", "no-slash"),
+        ("http_port", "99999"),
+        ("install_dir", "/tmp/app"),
+        ("project_name", "a\tb"),
+    ],
 )
 def test_bad_value_is_refused_and_leaves_nothing(tmp_path, capfd, key, value):
     with pytest.raises(FailedHookException):
@@ -92,8 +102,14 @@ def test_bad_value_is_refused_and_leaves_nothing(tmp_path, capfd, key, value):
     assert f"{key}=" in capfd.readouterr().err
 
 
-ROOTLESS = {"rootless": True, "wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord",
-            "install_dir": "/home/deploy/shop", "url_prefix": "/shop"}
+ROOTLESS = {
+    "rootless": True,
+    "wsgi_server": "uwsgi",
+    "web_server": "none",
+    "process_manager": "supervisord",
+    "install_dir": "/home/deploy/shop",
+    "url_prefix": "/shop",
+}
 
 
 @pytest.mark.parametrize("answers", [*SUPPORTED_COMBINATIONS[::4], ROOTLESS], ids=stack_id)
@@ -106,13 +122,14 @@ def test_readme_shell_steps_pass_shellcheck(tmp_path, answers):
     script = tmp_path / "steps.sh"
     script.write_text("#!/bin/bash\n" + "\n".join(blocks))
     # SC2164: a `cd` typed at a prompt needs no `|| exit`; SC1091: the sourced env file exists on the server only.
-    result = subprocess.run([shellcheck, "--exclude=SC2164,SC1091", str(script)], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [shellcheck, "--exclude=SC2164,SC1091", str(script)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout
 
 
 TRICKY_NAMES = [
-    "Bob's \"quoted\" app",
+    'Bob\'s "quoted" app',
     "Back\\slash \\ app\\",
     "Braces {x} {} }{ app",
     "Café Déjà Vu — 日本語",
@@ -124,15 +141,19 @@ TRICKY_NAMES = [
 
 
 @pytest.mark.parametrize("name", TRICKY_NAMES, ids=range(len(TRICKY_NAMES)))
-@pytest.mark.parametrize("stack", [{"wsgi_server": "uwsgi", "process_manager": "supervisord", "database": "mysql"},
-                                   {"wsgi_server": "mod_wsgi", "web_server": "apache", "database": "postgresql"}],
-                         ids=stack_id)
+@pytest.mark.parametrize(
+    "stack",
+    [
+        {"wsgi_server": "uwsgi", "process_manager": "supervisord", "database": "mysql"},
+        {"wsgi_server": "mod_wsgi", "web_server": "apache", "database": "postgresql"},
+    ],
+    ids=stack_id,
+)
 def test_tricky_text_renders_valid_files_with_the_value_intact(tmp_path, name, stack):
     """A name or description with quotes, backslashes, braces, shell or Python code stays
     data: the project is valid, the value is unchanged, and nothing in it ran."""
     marker = tmp_path.parent / "flask-stack-pwned"
-    project = bake(tmp_path, project_name=name, project_slug="tricky", description=name,
-                   author_name=name, **stack)
+    project = bake(tmp_path, project_name=name, project_slug="tricky", description=name, author_name=name, **stack)
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert metadata["description"] == name
     assert metadata["authors"][0]["name"] == name

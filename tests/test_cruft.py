@@ -49,6 +49,7 @@ ANSWER_CHANGES = [
 
 # --- running commands -------------------------------------------------------
 
+
 def run(args, cwd, env, check=True):
     """Run a command, output captured; on failure (if check) fail with its output."""
     args = [str(arg) for arg in args]
@@ -100,12 +101,23 @@ def sandbox(tmp_path_factory):
 def no_network(env):
     """env in which HTTP(S) through any proxy-honouring client fails and installers stay offline."""
     dead = "http://127.0.0.1:9"
-    return {**env, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "ALL_PROXY": dead, "http_proxy": dead,
-            "https_proxy": dead, "all_proxy": dead, "NO_PROXY": "", "no_proxy": "",
-            "PIP_NO_INDEX": "1", "UV_OFFLINE": "1"}
+    return {
+        **env,
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "ALL_PROXY": dead,
+        "http_proxy": dead,
+        "https_proxy": dead,
+        "all_proxy": dead,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "PIP_NO_INDEX": "1",
+        "UV_OFFLINE": "1",
+    }
 
 
 # --- the template repository ------------------------------------------------
+
 
 class TemplateRepo:
     """A git repository holding this template, as users clone it."""
@@ -125,8 +137,10 @@ class TemplateRepo:
 
 def copy_template(destination):
     """Copy the work tree of this template without version control and caches."""
+
     def ignore(_directory, names):
         return {name for name in names if name in NOT_TEMPLATE or name.endswith(".pyc")}
+
     shutil.copytree(TEMPLATE, destination, symlinks=True, ignore=ignore)
 
 
@@ -154,11 +168,15 @@ def released_template(tmp_path_factory, sandbox):
 
 # --- projects ---------------------------------------------------------------
 
+
 def cruft_create(repo, output_dir, env, **answers):
     """cruft create the template's HEAD with answers; return the project path and cruft's output."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    result = run([*CRUFT, "create", repo.url, "--no-input", "--output-dir", output_dir,
-                  "--extra-context", json.dumps(answers)], output_dir, env)
+    result = run(
+        [*CRUFT, "create", repo.url, "--no-input", "--output-dir", output_dir, "--extra-context", json.dumps(answers)],
+        output_dir,
+        env,
+    )
     return output_dir / SLUG, result.output
 
 
@@ -193,7 +211,8 @@ def add_user_state(project, env):
     (project / "instance" / f"{SLUG}.sqlite3").write_bytes(b"SQLite format 3\x00" + os.urandom(64))
     unclean = git("status", "--porcelain", "--untracked-files=all", cwd=project, env=env)
     assert not unclean, (
-        f"the generated .gitignore must ignore .env, .venv/ and instance/ (else cruft refuses to update):\n{unclean}")
+        f"the generated .gitignore must ignore .env, .venv/ and instance/ (else cruft refuses to update):\n{unclean}"
+    )
 
 
 def walk(root, exclude):
@@ -224,9 +243,14 @@ def assert_same_tree(actual, expected):
         detail = ""
         if changed:
             name = changed[0]
-            detail = "".join(difflib.unified_diff(
-                expected[name][0].decode(errors="replace").splitlines(True),
-                actual[name][0].decode(errors="replace").splitlines(True), f"fresh bake/{name}", f"updated/{name}"))
+            detail = "".join(
+                difflib.unified_diff(
+                    expected[name][0].decode(errors="replace").splitlines(True),
+                    actual[name][0].decode(errors="replace").splitlines(True),
+                    f"fresh bake/{name}",
+                    f"updated/{name}",
+                )
+            )
         pytest.fail(f"missing: {missing}\nextra: {extra}\nchanged: {changed}\n{detail}")
 
 
@@ -259,8 +283,12 @@ def changeable_line(repo, project, relative):
     """A plain comment line of the template file, rendered verbatim once, far from the top."""
     rendered = (project / relative).read_text().splitlines()
     for line in reversed(repo.source(relative).read_text().splitlines()):
-        if line.startswith(("#", ";")) and not {"{", "%"} & set(line) and rendered.count(line) == 1 \
-                and rendered.index(line) >= 6:
+        if (
+            line.startswith(("#", ";"))
+            and not {"{", "%"} & set(line)
+            and rendered.count(line) == 1
+            and rendered.index(line) >= 6
+        ):
             return line
     pytest.fail(f"{relative} has no plain comment line below its top to change")
 
@@ -287,6 +315,7 @@ def template_release(repo, relative, line):
 
 
 # --- create, for every combination ------------------------------------------
+
 
 @pytest.mark.parametrize(
     "answers",
@@ -315,6 +344,7 @@ def test_create_records_template_commit_and_answers(answers, released_template, 
 
 # --- an update that merges cleanly ------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def clean_update(tmp_path_factory, sandbox):
     """A user's project taken through one template release that does not touch their edits."""
@@ -337,10 +367,20 @@ def clean_update(tmp_path_factory, sandbox):
     check_before = run([*CRUFT, "check"], project, env, check=False)
     update = run([*CRUFT, "update", "-y"], project, no_network(env))
     check_after = run([*CRUFT, "check"], project, env, check=False)
-    return SimpleNamespace(repo=repo, project=project, v2=v2, state_at_create=state_at_create,
-                           create_output=create_output, deploy_file=deploy_file, other_file=other_file,
-                           line=line, state_before=state_before, check_before=check_before,
-                           update=update, check_after=check_after)
+    return SimpleNamespace(
+        repo=repo,
+        project=project,
+        v2=v2,
+        state_at_create=state_at_create,
+        create_output=create_output,
+        deploy_file=deploy_file,
+        other_file=other_file,
+        line=line,
+        state_before=state_before,
+        check_before=check_before,
+        update=update,
+        check_after=check_after,
+    )
 
 
 def test_create_records_file_url_commit_and_answers(clean_update):
@@ -373,8 +413,9 @@ def test_update_applies_template_change_and_keeps_user_edits(clean_update):
 
 def test_update_keeps_secrets_venv_and_data(clean_update):
     """.env (secrets), .venv and instance/ are byte for byte and mode for mode as before."""
-    assert sorted(clean_update.state_before) == [
-        ".env", ".venv/pyvenv.cfg", f"instance/{SLUG}.sqlite3"], "fixture lost the user's state"
+    assert sorted(clean_update.state_before) == [".env", ".venv/pyvenv.cfg", f"instance/{SLUG}.sqlite3"], (
+        "fixture lost the user's state"
+    )
     assert user_state(clean_update.project) == clean_update.state_before
 
 
@@ -405,10 +446,14 @@ def test_project_tests_pass_after_update(clean_update, tmp_path):
 
 # --- an update that conflicts -----------------------------------------------
 
-@pytest.mark.parametrize("edited_before_first_commit", [
-    pytest.param(False, id="generated-then-edited:conflict-markers"),
-    pytest.param(True, id="edited-before-first-commit:rej-file"),
-])
+
+@pytest.mark.parametrize(
+    "edited_before_first_commit",
+    [
+        pytest.param(False, id="generated-then-edited:conflict-markers"),
+        pytest.param(True, id="edited-before-first-commit:rej-file"),
+    ],
+)
 def test_conflicting_edit_is_shown_and_nothing_else_lost(edited_before_first_commit, template_repo, sandbox, tmp_path):
     """User and template reword the same line: cruft leaves the conflict for the user to
     resolve and says so (conflict markers when git has the file as generated, else a .rej
@@ -446,12 +491,14 @@ def test_conflicting_edit_is_shown_and_nothing_else_lost(edited_before_first_com
 
 # --- changing an answer -----------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "answer, old, new, only_old, only_new",
     [pytest.param(*change, id=f"{change[0]}:{change[1]}->{change[2]}") for change in ANSWER_CHANGES],
 )
-def test_changed_answer_gives_the_files_of_the_new_choice(answer, old, new, only_old, only_new,
-                                                         template_repo, sandbox, tmp_path):
+def test_changed_answer_gives_the_files_of_the_new_choice(
+    answer, old, new, only_old, only_new, template_repo, sandbox, tmp_path
+):
     """cruft update --variables-to-update switches the stack: the project becomes a fresh
     bake of the new answers, the old choice's files gone, .env (secrets) untouched."""
     for folder in only_old + only_new:
@@ -490,8 +537,7 @@ def test_changed_answer_leaves_an_edited_file_of_the_old_choice_and_names_it(tem
     prepend(project / deploy_file, USER_TOP_LINE)
     commit_all(project, "User edits", env)
 
-    update = run([*CRUFT, "update", "-y", "--variables-to-update", json.dumps({"wsgi_server": "uwsgi"})],
-                 project, env)
+    update = run([*CRUFT, "update", "-y", "--variables-to-update", json.dumps({"wsgi_server": "uwsgi"})], project, env)
 
     assert (project / deploy_file).read_text().startswith(USER_TOP_LINE)
     assert f"{deploy_file}: patch does not apply" in update.output, update.output
@@ -500,6 +546,7 @@ def test_changed_answer_leaves_an_edited_file_of_the_old_choice_and_names_it(tem
 
 
 # --- speed and side effects -------------------------------------------------
+
 
 def test_update_renders_no_venv_and_runs_no_installer(template_repo, sandbox, tmp_path):
     """With create_venv=true recorded, the renders of an update create no .venv, call no
@@ -522,6 +569,7 @@ def test_update_renders_no_venv_and_runs_no_installer(template_repo, sandbox, tm
 
 
 # --- hooks and linking ------------------------------------------------------
+
 
 def test_hooks_are_idempotent(template_repo, sandbox, tmp_path):
     """Rendering over an existing project changes nothing: .env keeps its secrets,

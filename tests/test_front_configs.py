@@ -40,10 +40,19 @@ def front_stacks():
         stacks += [dict(base, url_prefix="/"), dict(base, url_prefix="/sub/path")]
     for web in ("nginx", "apache"):
         # A port other than 80 (Apache needs its own Listen), and a prefix with a regex metacharacter.
-        stacks += [dict(wsgi_server="gunicorn", web_server=web, os_family="debian", process_manager="systemd",
-                        url_prefix="/", http_port="8080"),
-                   dict(wsgi_server="uwsgi", web_server=web, os_family="rhel", process_manager="systemd",
-                        url_prefix="/my.app/")]
+        stacks += [
+            dict(
+                wsgi_server="gunicorn",
+                web_server=web,
+                os_family="debian",
+                process_manager="systemd",
+                url_prefix="/",
+                http_port="8080",
+            ),
+            dict(
+                wsgi_server="uwsgi", web_server=web, os_family="rhel", process_manager="systemd", url_prefix="/my.app/"
+            ),
+        ]
     return stacks
 
 
@@ -80,6 +89,7 @@ def sites(tmp_path_factory):
             project = bake(tmp_path_factory.mktemp("front"), **stack)
             cache[key] = Site(project, default_answers(**stack))
         return cache[key]
+
     return _site
 
 
@@ -161,6 +171,7 @@ def seconds(value):
 
 # --- every site file -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stack", FRONT_STACKS, ids=front_id)
 def test_site_renders_clean(sites, stack):
     """No template tag survives; Jinja blocks leave no stray blank line, trailing space or odd indentation."""
@@ -214,6 +225,7 @@ def check_prefix_patterns(prefix, redirect, outside):
 
 # --- nginx -----------------------------------------------------------------------------------------
 
+
 def nginx_main_config(tmp_path, site):
     """A throw-away main config that includes the generated site, with every writable path in tmp_path."""
     shutil.copy("/etc/nginx/uwsgi_params", tmp_path / "uwsgi_params")
@@ -221,13 +233,15 @@ def nginx_main_config(tmp_path, site):
     if os.geteuid() == 0:
         # As root nginx switches to `user`; its default (nobody:nobody) lacks a group on Debian.
         user = f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};\n"
-    temp_paths = "".join(f"    {kind}_temp_path {tmp_path / kind};\n"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp_paths = "".join(
+        f"    {kind}_temp_path {tmp_path / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     main = tmp_path / "nginx.conf"
     main.write_text(
         f"{user}pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
         f"http {{\n    include /etc/nginx/mime.types;\n    access_log {tmp_path / 'access.log'};\n{temp_paths}"
-        f"    include {site.path};\n}}\n")
+        f"    include {site.path};\n}}\n"
+    )
     return main
 
 
@@ -236,8 +250,9 @@ def test_nginx_accepts_site(tmp_path, sites, stack):
     """`nginx -t` passes, without a warning, on the site included from a main config."""
     nginx = require_tool("nginx", "checks the generated nginx site")
     main = nginx_main_config(tmp_path, sites(stack))
-    result = subprocess.run([nginx, "-t", "-c", str(main), "-p", f"{tmp_path}/"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [nginx, "-t", "-c", str(main), "-p", f"{tmp_path}/"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "[warn]" not in result.stderr, result.stderr
 
@@ -253,13 +268,18 @@ def test_nginx_site_content(sites, stack):
 
     # The catch-all owns default_server on IPv4 and IPv6 and closes the connection unanswered.
     catch_all = [(d.name, d.args) for d in directives if d.top == 1]
-    assert catch_all == [("listen", [port, "default_server"]), ("listen", [f"[::]:{port}", "default_server"]),
-                         ("server_name", ["_"]), ("return", ["444"])]
+    assert catch_all == [
+        ("listen", [port, "default_server"]),
+        ("listen", [f"[::]:{port}", "default_server"]),
+        ("server_name", ["_"]),
+        ("return", ["444"]),
+    ]
     named = [d for d in directives if d.top == 2]
     assert [d.args for d in named if d.name == "listen"] == [[port], [f"[::]:{port}"]]
     assert values(named, "server_name") == [[site.answers["domain_name"]]]
-    assert values(directives, "server", inside=f"upstream {slug}") == [[f"unix:{site.answers['__socket']}",
-                                                                        "fail_timeout=0"]]
+    assert values(directives, "server", inside=f"upstream {slug}") == [
+        [f"unix:{site.answers['__socket']}", "fail_timeout=0"]
+    ]
 
     assert values(named, "server_tokens") == [["off"]]
     ((limit,),) = values(named, "client_max_body_size")
@@ -306,12 +326,16 @@ def test_nginx_passes_what_the_app_trusts(sites, stack):
     else:
         assert values(directives, "proxy_pass") == [[f"http://{site.slug}"]] and not values(directives, "uwsgi_pass")
         assert sorted(map(tuple, values(directives, "proxy_set_header"))) == [
-            ("Host", "$http_host"), ("X-Forwarded-For", "$remote_addr"),
-            ("X-Forwarded-Host", "$http_host"), ("X-Forwarded-Proto", "$scheme")]
+            ("Host", "$http_host"),
+            ("X-Forwarded-For", "$remote_addr"),
+            ("X-Forwarded-Host", "$http_host"),
+            ("X-Forwarded-Proto", "$scheme"),
+        ]
         assert values(directives, "proxy_buffering") == [["on"]]
 
 
 # --- Apache ----------------------------------------------------------------------------------------
+
 
 def apache_binary():
     return shutil.which("httpd") or require_tool("apache2", "checks the generated Apache site")
@@ -336,12 +360,15 @@ def mod_wsgi_config(tmp_path_factory):
         venv = tmp_path_factory.mktemp("mod_wsgi") / "venv"
         uv = shutil.which("uv")
         if uv:
-            commands = [[uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-                        [uv, "pip", "install", "--quiet", "--no-cache", "--python", str(venv / "bin/python"),
-                         "mod_wsgi"]]
+            commands = [
+                [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                [uv, "pip", "install", "--quiet", "--no-cache", "--python", str(venv / "bin/python"), "mod_wsgi"],
+            ]
         else:
-            commands = [[sys.executable, "-m", "venv", str(venv)],
-                        [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--no-cache-dir", "mod_wsgi"]]
+            commands = [
+                [sys.executable, "-m", "venv", str(venv)],
+                [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--no-cache-dir", "mod_wsgi"],
+            ]
         for command in commands:
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode != 0:
@@ -375,13 +402,19 @@ def apache_site_copy(tmp_path, site):
 
 def apache_main_config(tmp_path, site, stack, mod_wsgi_lines):
     """A throw-away main config that loads only the base modules plus the ones the site asks for."""
-    loads = [f"LoadModule {name}_module {module_path(name)}\n"
-             for name in BASE_MODULES + tuple(needed_modules(stack)) if module_path(name)]
+    loads = [
+        f"LoadModule {name}_module {module_path(name)}\n"
+        for name in BASE_MODULES + tuple(needed_modules(stack))
+        if module_path(name)
+    ]
     main = tmp_path / "httpd.conf"
     main.write_text(
         f"ServerRoot {tmp_path}\nDefaultRuntimeDir {tmp_path}\nPidFile {tmp_path / 'httpd.pid'}\n"
         f"ErrorLog {tmp_path / 'error.log'}\nServerName localhost\nDocumentRoot {tmp_path}\nListen 80\n"
-        + "".join(loads) + mod_wsgi_lines + f"Include {apache_site_copy(tmp_path, site)}\n")
+        + "".join(loads)
+        + mod_wsgi_lines
+        + f"Include {apache_site_copy(tmp_path, site)}\n"
+    )
     return main
 
 
@@ -395,11 +428,13 @@ def test_apache_accepts_site(tmp_path, request, sites, stack):
     result = subprocess.run([apache, "-t", "-f", str(main)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "Syntax OK", result.stderr
-    result = subprocess.run([apache, "-t", "-D", "DUMP_VHOSTS", "-f", str(main)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [apache, "-t", "-D", "DUMP_VHOSTS", "-f", str(main)], capture_output=True, text=True, check=False
+    )
     port = site.answers["http_port"]
-    assert re.search(rf"^\*:{port} +is a NameVirtualHost\n +default server default\.invalid ", result.stdout,
-                     re.M), result.stdout
+    assert re.search(rf"^\*:{port} +is a NameVirtualHost\n +default server default\.invalid ", result.stdout, re.M), (
+        result.stdout
+    )
 
 
 @pytest.mark.parametrize("stack", APACHE_STACKS, ids=front_id)
@@ -411,7 +446,10 @@ def test_apache_site_content(sites, stack):
     vhost = f"VirtualHost *:{port}"
     assert sorted({(d.top, d.blocks[0]) for d in directives if d.blocks}) == [(0, vhost), (1, vhost)]
     assert [(d.name, d.args) for d in directives if d.top == 0] == [
-        ("ServerName", ["default.invalid"]), ("ServerSignature", ["Off"]), ("Redirect", ["404", "/"])]
+        ("ServerName", ["default.invalid"]),
+        ("ServerSignature", ["Off"]),
+        ("Redirect", ["404", "/"]),
+    ]
     named = [d for d in directives if d.top == 1]
     assert values(named, "ServerName") == [[site.answers["domain_name"]]]
 
@@ -453,12 +491,16 @@ def test_apache_site_content(sites, stack):
         assert not values(directives, "ProxyPass")
     else:
         assert values(named, "ProxyPass") == [
-            [f"{prefix}/static/", "!"], [f"{prefix}/", f"unix:{site.answers['__socket']}|http://localhost{prefix}/"]]
+            [f"{prefix}/static/", "!"],
+            [f"{prefix}/", f"unix:{site.answers['__socket']}|http://localhost{prefix}/"],
+        ]
         assert values(named, "ProxyPassReverse") == [[f"{prefix}/", f"http://localhost{prefix}/"]]
         assert values(named, "ProxyPreserveHost") == [["On"]]
         assert values(named, "RequestHeader") == [
-            ["unset", "X-Forwarded-For"], ["unset", "X-Forwarded-Host"],
-            ["set", "X-Forwarded-Proto", "expr=%{REQUEST_SCHEME}"]]
+            ["unset", "X-Forwarded-For"],
+            ["unset", "X-Forwarded-Host"],
+            ["set", "X-Forwarded-Proto", "expr=%{REQUEST_SCHEME}"],
+        ]
         ((timeout,),) = values(named, "ProxyTimeout")
         assert int(timeout) > app_timeout(site)
         assert not [d for d in directives if d.name.startswith("WSGI")]

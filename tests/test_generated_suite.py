@@ -25,12 +25,11 @@ STACKS = {
     ("mod_wsgi", "mysql"): ("apache", "systemd", "debian"),
 }
 CASES = [
-    {"wsgi_server": wsgi, "database": database, "web_server": web, "process_manager": manager,
-     "os_family": os_family}
+    {"wsgi_server": wsgi, "database": database, "web_server": web, "process_manager": manager, "os_family": os_family}
     for (wsgi, database), (web, manager, os_family) in STACKS.items()
 ]
 # A name full of characters that break naive quoting in Python, TOML and HTML.
-PROJECT_NAME = "Café \"Q\" {x} O'Neil\\"
+PROJECT_NAME = 'Café "Q" {x} O\'Neil\\'
 # The baked suite starts clean: none of the caller's settings leak into it.
 UNSET = ("DATABASE_URL", "PYTEST_ADDOPTS", "PYTHONPATH", "VIRTUAL_ENV")
 TIMEOUT = 600
@@ -129,8 +128,7 @@ def uv_on_path(monkeypatch):
 
 def suite_environment(database_url):
     """The environment the baked project's checks run in."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in UNSET and not key.startswith("FLASK_")}
+    env = {key: value for key, value in os.environ.items() if key not in UNSET and not key.startswith("FLASK_")}
     if database_url:
         env["DATABASE_URL"] = database_url
     return env
@@ -138,8 +136,10 @@ def suite_environment(database_url):
 
 @pytest.mark.parametrize(
     ("answers", "database"),
-    [pytest.param(case, case["database"], id=stack_id({k: case[k] for k in ("wsgi_server", "database")}))
-     for case in CASES],
+    [
+        pytest.param(case, case["database"], id=stack_id({k: case[k] for k in ("wsgi_server", "database")}))
+        for case in CASES
+    ],
     indirect=["database"],
 )
 def test_generated_suite_passes(tmp_path, uv_on_path, answers, database):

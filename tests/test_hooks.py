@@ -102,8 +102,9 @@ def test_rootless_needs_its_own_stack():
     assert keys_of(problems) == ["install_dir", "web_server", "process_manager"]
     answers = default_answers(rootless=True, install_dir="/home/me/app")
     assert keys_of(pre.validate(answers)) == ["web_server", "process_manager"]
-    answers = default_answers(rootless=True, install_dir="/home/me/app", web_server="none",
-                              process_manager="supervisord", wsgi_server="uwsgi")
+    answers = default_answers(
+        rootless=True, install_dir="/home/me/app", web_server="none", process_manager="supervisord", wsgi_server="uwsgi"
+    )
     assert pre.validate(answers) == []
 
 
@@ -127,21 +128,33 @@ def test_report_lists_problems_and_the_command():
 
 
 KEPT_FOLDERS = [
-    ({"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
-     {"deploy/gunicorn", "deploy/nginx", "deploy/systemd"}),
-    ({"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
-     {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles"}),
-    ({"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
-     {"deploy/uwsgi", "deploy/supervisord"}),
-    ({"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"},
-     {"deploy/apache"}),
+    (
+        {"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
+        {"deploy/gunicorn", "deploy/nginx", "deploy/systemd"},
+    ),
+    (
+        {"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
+        {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles"},
+    ),
+    (
+        {"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
+        {"deploy/uwsgi", "deploy/supervisord"},
+    ),
+    ({"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"}, {"deploy/apache"}),
 ]
 
 
 @pytest.mark.parametrize(("answers", "kept"), KEPT_FOLDERS, ids=[stack_id(answers) for answers, _ in KEPT_FOLDERS])
 def test_unused_paths_keep_only_the_stack(answers, kept):
-    every = {"deploy/gunicorn", "deploy/uwsgi", "deploy/nginx", "deploy/apache", "deploy/systemd",
-             "deploy/supervisord", "deploy/tmpfiles"}
+    every = {
+        "deploy/gunicorn",
+        "deploy/uwsgi",
+        "deploy/nginx",
+        "deploy/apache",
+        "deploy/systemd",
+        "deploy/supervisord",
+        "deploy/tmpfiles",
+    }
     assert set(post.unused_paths(default_answers(**answers))) == every - kept
 
 

@@ -3,9 +3,21 @@
 from dataclasses import dataclass, field
 
 BASE_PORT = 24100  # each case uses BASE_PORT + 10 * index (+1 for a test proxy)
-SHORT = {"gunicorn": "gu", "uwsgi": "uw", "mod_wsgi": "mw", "nginx": "ng", "apache": "ap", "none": "no",
-         "systemd": "sd", "supervisord": "sv", "debian": "d", "rhel": "r",
-         "sqlite": "sl", "postgresql": "pg", "mysql": "my"}
+SHORT = {
+    "gunicorn": "gu",
+    "uwsgi": "uw",
+    "mod_wsgi": "mw",
+    "nginx": "ng",
+    "apache": "ap",
+    "none": "no",
+    "systemd": "sd",
+    "supervisord": "sv",
+    "debian": "d",
+    "rhel": "r",
+    "sqlite": "sl",
+    "postgresql": "pg",
+    "mysql": "my",
+}
 
 
 @dataclass
@@ -22,8 +34,13 @@ class Case:
 
     @property
     def id(self):
-        words = [f"wsgi:{self.wsgi_server}", f"web:{self.web_server}", f"pm:{self.process_manager}",
-                 f"os:{self.os_family}", f"db:{self.database}"]
+        words = [
+            f"wsgi:{self.wsgi_server}",
+            f"web:{self.web_server}",
+            f"pm:{self.process_manager}",
+            f"os:{self.os_family}",
+            f"db:{self.database}",
+        ]
         if self.url_prefix != "/":
             words.append("prefix:" + self.url_prefix.strip("/"))
         if self.rootless:
@@ -32,8 +49,9 @@ class Case:
 
     @property
     def slug(self):
-        stack = "".join(SHORT[v] for v in (self.wsgi_server, self.web_server, self.process_manager,
-                                             self.os_family, self.database))
+        stack = "".join(
+            SHORT[v] for v in (self.wsgi_server, self.web_server, self.process_manager, self.os_family, self.database)
+        )
         return f"e2e{self.index:02d}_{stack}"
 
     @property
@@ -91,12 +109,23 @@ def _matrix():
     systemd and supervisord behind each front; some fronts get a URL prefix.
     """
     cases = []
-    pairs = [("gunicorn", "nginx"), ("gunicorn", "apache"), ("gunicorn", "none"),
-             ("uwsgi", "nginx"), ("uwsgi", "apache"), ("uwsgi", "none"),
-             ("mod_wsgi", "apache")]
-    prefixed = {("gunicorn", "nginx", "mysql"), ("gunicorn", "apache", "sqlite"),
-                ("gunicorn", "none", "postgresql"), ("uwsgi", "nginx", "postgresql"),
-                ("uwsgi", "apache", "mysql"), ("mod_wsgi", "apache", "mysql")}
+    pairs = [
+        ("gunicorn", "nginx"),
+        ("gunicorn", "apache"),
+        ("gunicorn", "none"),
+        ("uwsgi", "nginx"),
+        ("uwsgi", "apache"),
+        ("uwsgi", "none"),
+        ("mod_wsgi", "apache"),
+    ]
+    prefixed = {
+        ("gunicorn", "nginx", "mysql"),
+        ("gunicorn", "apache", "sqlite"),
+        ("gunicorn", "none", "postgresql"),
+        ("uwsgi", "nginx", "postgresql"),
+        ("uwsgi", "apache", "mysql"),
+        ("mod_wsgi", "apache", "mysql"),
+    }
     for pair_index, (wsgi, web) in enumerate(pairs):
         for db_index, database in enumerate(("sqlite", "postgresql", "mysql")):
             if wsgi == "mod_wsgi":
@@ -111,11 +140,10 @@ def _matrix():
 def all_cases():
     """The five stacks of STACKS.md first, then the Debian matrix and RHEL's gunicorn."""
     cases = [
-        Case("uwsgi", "nginx", "systemd", "rhel", "sqlite"),                                   # stack 1
-        Case("uwsgi", "none", "supervisord", "debian", "sqlite", url_prefix="/sub-path",
-             rootless=True),                                                                   # stack 2
-        Case("mod_wsgi", "apache", "systemd", "rhel", "postgresql"),                           # stack 4
-        Case("uwsgi", "nginx", "systemd", "rhel", "mysql"),                                    # stack 5
+        Case("uwsgi", "nginx", "systemd", "rhel", "sqlite"),  # stack 1
+        Case("uwsgi", "none", "supervisord", "debian", "sqlite", url_prefix="/sub-path", rootless=True),  # stack 2
+        Case("mod_wsgi", "apache", "systemd", "rhel", "postgresql"),  # stack 4
+        Case("uwsgi", "nginx", "systemd", "rhel", "mysql"),  # stack 5
         Case("gunicorn", "apache", "supervisord", "rhel", "postgresql", url_prefix="/sub"),
     ]
     cases += _matrix()  # stack 3 is wsgi:gunicorn-web:nginx-pm:systemd-os:debian-db:sqlite

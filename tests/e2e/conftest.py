@@ -52,8 +52,9 @@ def machine(case):
     for tool in tools:
         require_tool(tool, f"needed by {case.id}")
     if case.wsgi_server == "uwsgi":
-        require(os.path.exists("/usr/include/python3.11/Python.h"),
-                "python3-dev is not installed (uWSGI builds with it)")
+        require(
+            os.path.exists("/usr/include/python3.11/Python.h"), "python3-dev is not installed (uWSGI builds with it)"
+        )
     if case.database == "postgresql":
         require(reachable(5432), "PostgreSQL does not answer on 127.0.0.1:5432")
     if case.database == "mysql":

@@ -13,8 +13,12 @@ from .system import make_dir, remove_tree, remove_user, run, user_exists
 
 TEMPLATE = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
-ROOT_SHELL_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-                  "LANG": "C.UTF-8", "USER": "root"}  # world-readable; a Python under /root fails for service users
+ROOT_SHELL_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "USER": "root",
+}  # world-readable; a Python under /root fails for service users
 
 
 def uv():
@@ -50,8 +54,22 @@ class Wheelhouse:
                 run([tool, "venv", "--quiet", "--seed", "--python", SYSTEM_PYTHON, builder])
             else:
                 run([SYSTEM_PYTHON, "-m", "venv", builder])
-        run([builder / "bin" / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-cache-dir",
-             "--disable-pip-version-check", "--wheel-dir", self.dir / "wheels", package], timeout=900)
+        run(
+            [
+                builder / "bin" / "python",
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--wheel-dir",
+                self.dir / "wheels",
+                package,
+            ],
+            timeout=900,
+        )
         self.built.add(package)
 
     @property
@@ -108,8 +126,19 @@ class Install:
             run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash", self.user])
             self.cleanup.push(f"remove home of {self.user}", remove_tree, f"/home/{self.user}")
         else:
-            run(["useradd", "--system", "--user-group", "--home-dir", self.root, "--no-create-home",
-                 "--shell", "/usr/sbin/nologin", self.user])
+            run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--home-dir",
+                    self.root,
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    self.user,
+                ]
+            )
         self.cleanup.push(f"remove user {self.user}", remove_user, self.user)
 
     def copy_code(self):
@@ -135,12 +164,37 @@ class Install:
         if tool:
             run([tool, "venv", "--quiet", "--python", SYSTEM_PYTHON, self.venv])
             # --compile-bytecode as pip does: the service user cannot write __pycache__ in a root-owned venv.
-            run([tool, "pip", "install", "--quiet", "--compile-bytecode", "--find-links", wheelhouse.wheels,
-                 "--python", self.venv / "bin" / "python", f"{self.root}[server]"], timeout=600)
+            run(
+                [
+                    tool,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--compile-bytecode",
+                    "--find-links",
+                    wheelhouse.wheels,
+                    "--python",
+                    self.venv / "bin" / "python",
+                    f"{self.root}[server]",
+                ],
+                timeout=600,
+            )
         else:
             run([SYSTEM_PYTHON, "-m", "venv", self.venv])
-            run([self.venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-cache-dir",
-                 "--find-links", wheelhouse.wheels, f"{self.root}[server]"], timeout=900)
+            run(
+                [
+                    self.venv / "bin" / "python",
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-cache-dir",
+                    "--find-links",
+                    wheelhouse.wheels,
+                    f"{self.root}[server]",
+                ],
+                timeout=900,
+            )
         if self.case.rootless:
             run(["chown", "-R", f"{self.user}:{self.group}", self.venv])
         run(["chmod", "-R", "go+rX", self.venv])
@@ -207,16 +261,31 @@ class Install:
         run(self.PSQL + ["-c", f"DROP ROLE IF EXISTS {self.slug}"])
 
     def _drop_mysql(self):
-        run(self.MARIADB + ["-e", f"DROP DATABASE IF EXISTS {self.slug}; "
-                                  f"DROP USER IF EXISTS '{self.slug}'@'127.0.0.1'; "
-                                  f"DROP USER IF EXISTS '{self.slug}'@'localhost';"])
+        run(
+            self.MARIADB
+            + [
+                "-e",
+                f"DROP DATABASE IF EXISTS {self.slug}; "
+                f"DROP USER IF EXISTS '{self.slug}'@'127.0.0.1'; "
+                f"DROP USER IF EXISTS '{self.slug}'@'localhost';",
+            ]
+        )
 
     def as_user(self, command, **kwargs):
         """Run a command as the app user in install_dir, with a clean environment."""
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.home),
-               "USER": self.user, "LOGNAME": self.user}
-        return run(["setpriv", "--reuid", self.user, "--regid", self.group, "--init-groups", "--", *command],
-                   env=env, cwd=self.root, **kwargs)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.home),
+            "USER": self.user,
+            "LOGNAME": self.user,
+        }
+        return run(
+            ["setpriv", "--reuid", self.user, "--regid", self.group, "--init-groups", "--", *command],
+            env=env,
+            cwd=self.root,
+            **kwargs,
+        )
 
     @property
     def home(self):

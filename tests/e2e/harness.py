@@ -38,8 +38,12 @@ from .system import (
 )
 
 WORK_ROOT = Path("/tmp/flask-stack-e2e")  # not under pytest's 0700 tmp: service users must reach the notify socket
-FRONT_USER = {("nginx", "debian"): "www-data", ("nginx", "rhel"): "nginx",
-              ("apache", "debian"): "www-data", ("apache", "rhel"): "apache"}
+FRONT_USER = {
+    ("nginx", "debian"): "www-data",
+    ("nginx", "rhel"): "nginx",
+    ("apache", "debian"): "www-data",
+    ("apache", "rhel"): "apache",
+}
 
 
 def one_file(folder, pattern, what):
@@ -58,10 +62,10 @@ class Deployment:
         self.front_port = case.proxy_port if case.web_server == "none" else case.port
         self.client = web.Client(self.front_port, case.domain)
         self.install = None
-        self.service = None        # SystemdService
-        self.supervisor = None     # Supervisor
-        self.program = None        # (name, options)
-        self.front = None          # Nginx or Apache
+        self.service = None  # SystemdService
+        self.supervisor = None  # Supervisor
+        self.program = None  # (name, options)
+        self.front = None  # Nginx or Apache
         self.app_log = None
         self.timings = {} if timings is None else timings
         self.checked = []
@@ -152,8 +156,9 @@ class Deployment:
         self.init_db()
         self.service.start(f"app-{self.case.slug}", self.app_log)
         if self.case.database == "sqlite":
-            assert self.install.state_dir in self.service.state_dirs, \
+            assert self.install.state_dir in self.service.state_dirs, (
                 f"the unit's StateDirectory= {self.service.state_dirs} is not {self.install.state_dir}"
+            )
 
     def _start_supervisord(self):
         case, install = self.case, self.install
@@ -260,8 +265,9 @@ class Deployment:
         extra = []
         if self.case.wsgi_server == "mod_wsgi":
             extra = run([self.install.venv / "bin" / "mod_wsgi-express", "module-config"]).stdout.splitlines()
-        self.front = Apache(self.work / "apache", user, group, site, self.case.port, self._apache_modules(), extra,
-                            self.cleanup)
+        self.front = Apache(
+            self.work / "apache", user, group, site, self.case.port, self._apache_modules(), extra, self.cleanup
+        )
         self.front.start(f"apache-{self.case.slug}")
         if self.case.wsgi_server == "mod_wsgi":
             assert wait_for(lambda: self.app_pids(), 20), "no mod_wsgi daemon process runs as the app user"
@@ -320,8 +326,9 @@ class Deployment:
         # Fetch the form page afresh so the CSRF token belongs to this session.
         page = web.Page(self.client.get(path).text)
         form = next(f for f in page.forms if f["method"] == "post")
-        assert any(kind == "hidden" and "csrf" in name for _, kind, name, _ in form["fields"]), \
+        assert any(kind == "hidden" and "csrf" in name for _, kind, name, _ in form["fields"]), (
             f"the form carries no CSRF token: {form}"
+        )
         marker = web.new_marker()
         action = web.local_path(form["action"] or path, path)
         assert action.startswith(self.url()), f"the form posts outside the prefix: {form['action']}"
@@ -333,8 +340,9 @@ class Deployment:
             assert parts.hostname == self.case.domain, f"the redirect leaves the host: {location}"
         assert parts.path.startswith(self.url()), f"the redirect loses the prefix {self.prefix!r}: {location}"
         followed = self.client.get(web.local_path(location, action))
-        assert followed.status == 200 and marker in followed.text, \
+        assert followed.status == 200 and marker in followed.text, (
             f"GET {location} after POST does not show {marker}: {followed!r}"
+        )
         dump = self.install.dump_database()
         assert marker in dump, f"{marker} is not in the {self.case.database} database:\n{dump[-2000:]}"
         # Without the token the app refuses the POST.
@@ -348,16 +356,20 @@ class Deployment:
             response = self.client.get(self.url("health"))
             assert response.status == 200, f"GET {self.url('health')}: {response!r}"
         body = web.json_body(response)
-        assert isinstance(body, dict) and body.get("database") == "ok", \
+        assert isinstance(body, dict) and body.get("database") == "ok", (
             f"the health endpoint does not report the database ok: {response!r}"
+        )
         self.checked.append(f"health 200 {body}")
 
     def app_log_text(self):
         """What the app server logged (gunicorn logs every request, uWSGI its 4xx/5xx)."""
         paths = [self.app_log]
         if self.program:
-            paths += [Path(self.program[1][key]) for key in ("stdout_logfile", "stderr_logfile")
-                      if self.program[1].get(key, "").startswith("/")]
+            paths += [
+                Path(self.program[1][key])
+                for key in ("stdout_logfile", "stderr_logfile")
+                if self.program[1].get(key, "").startswith("/")
+            ]
         return "".join(path.read_text(errors="replace") for path in paths if path.exists())
 
     def check_unknown_host(self):
@@ -393,14 +405,16 @@ class Deployment:
         public = [s for s in sockets if s[0] == "tcp" and s[1] not in ("127.0.0.1", "::1")]
         assert not public, f"the app server listens on a public address: {public} (processes {pids})"
         if self.socket_path:
-            assert ("unix", self.socket_path) in sockets, \
+            assert ("unix", self.socket_path) in sockets, (
                 f"the app server does not listen on {self.socket_path}: {sockets}"
+            )
             assert not [s for s in sockets if s[0] == "tcp"], f"the app server also listens on TCP: {sockets}"
             self.checked.append(f"listens only on {self.socket_path}")
             self.check_socket_access()
         elif self.case.wsgi_server != "mod_wsgi":
-            assert ("tcp", "127.0.0.1", self.case.port) in sockets, \
+            assert ("tcp", "127.0.0.1", self.case.port) in sockets, (
                 f"not listening on 127.0.0.1:{self.case.port}: {sockets}"
+            )
             self.checked.append(f"listens only on 127.0.0.1:{self.case.port}")
         else:
             assert not [s for s in sockets if s[0] == "tcp"], f"mod_wsgi daemon processes hold TCP listeners: {sockets}"
@@ -419,14 +433,28 @@ class Deployment:
         mode, folder_mode = stat.S_IMODE(sock.st_mode), stat.S_IMODE(folder.st_mode)
         group, folder_group = grp.getgrgid(sock.st_gid).gr_name, grp.getgrgid(folder.st_gid).gr_name
         described = f"socket {oct(mode)} :{group}, folder {oct(folder_mode)} :{folder_group}"
-        assert folder_group == front_group and folder_mode & 0o010, \
+        assert folder_group == front_group and folder_mode & 0o010, (
             f"{front_group} cannot enter the folder: {described}"
+        )
         assert not folder_mode & 0o001 or not mode & 0o002, f"any user may connect: {described}"
-        outsider = run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "/usr/bin/python3",
-                        "-c", "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])",
-                        self.socket_path], check=False)
-        assert outsider.returncode != 0 and "PermissionError" in outsider.stderr, \
+        outsider = run(
+            [
+                "setpriv",
+                "--reuid",
+                "nobody",
+                "--regid",
+                "nogroup",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])",
+                self.socket_path,
+            ],
+            check=False,
+        )
+        assert outsider.returncode != 0 and "PermissionError" in outsider.stderr, (
             f"user nobody may connect to {self.socket_path} ({described}): {outsider.stderr}"
+        )
         self.checked.append(f"{described}; nobody is refused")
 
     # --- stop --------------------------------------------------------------------

@@ -24,12 +24,40 @@ from .system import ProcessTree, make_dir, remove_tree, run, tail
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 # What Debian's apache2 package enables; the README's a2enmod adds the rest.
-APACHE_DEBIAN_DEFAULT_MODULES = ["mpm_event", "access_compat", "alias", "auth_basic", "authn_core", "authn_file",
-                                 "authz_core", "authz_host", "authz_user", "autoindex", "deflate", "dir", "env",
-                                 "filter", "mime", "negotiation", "reqtimeout", "setenvif", "status"]
+APACHE_DEBIAN_DEFAULT_MODULES = [
+    "mpm_event",
+    "access_compat",
+    "alias",
+    "auth_basic",
+    "authn_core",
+    "authn_file",
+    "authz_core",
+    "authz_host",
+    "authz_user",
+    "autoindex",
+    "deflate",
+    "dir",
+    "env",
+    "filter",
+    "mime",
+    "negotiation",
+    "reqtimeout",
+    "setenvif",
+    "status",
+]
 # RHEL's httpd loads nearly every module from conf.modules.d/ by default.
-APACHE_RHEL_EXTRA_MODULES = ["headers", "proxy", "proxy_http", "rewrite", "remoteip", "expires",
-                             "socache_shmcb", "unique_id", "version", "logio"]
+APACHE_RHEL_EXTRA_MODULES = [
+    "headers",
+    "proxy",
+    "proxy_http",
+    "rewrite",
+    "remoteip",
+    "expires",
+    "socache_shmcb",
+    "unique_id",
+    "version",
+    "logio",
+]
 
 
 def wait_for(predicate, timeout, interval=0.1):
@@ -74,6 +102,7 @@ def signal_number(name):
 
 # --- systemd -----------------------------------------------------------------
 
+
 class Unit:
     """A systemd unit file: section -> key -> list of values (keys may repeat)."""
 
@@ -106,14 +135,26 @@ class Unit:
 
 
 def expand_specifiers(text, unit, user):
-    specifiers = {"%%": "%", "%n": unit.name, "%N": unit.name.rsplit(".", 1)[0], "%p": unit.name.rsplit(".", 1)[0],
-                  "%t": "/run", "%S": "/var/lib", "%C": "/var/cache", "%L": "/var/log", "%E": "/etc",
-                  "%u": user, "%h": pwd.getpwnam(user).pw_dir, "%U": str(pwd.getpwnam(user).pw_uid)}
+    specifiers = {
+        "%%": "%",
+        "%n": unit.name,
+        "%N": unit.name.rsplit(".", 1)[0],
+        "%p": unit.name.rsplit(".", 1)[0],
+        "%t": "/run",
+        "%S": "/var/lib",
+        "%C": "/var/cache",
+        "%L": "/var/log",
+        "%E": "/etc",
+        "%u": user,
+        "%h": pwd.getpwnam(user).pw_dir,
+        "%U": str(pwd.getpwnam(user).pw_uid),
+    }
 
     def replace(match):
         if match.group(0) not in specifiers:
             raise AssertionError(f"{unit.name}: specifier {match.group(0)} not handled by the test harness")
         return specifiers[match.group(0)]
+
     return re.sub(r"%.", replace, text)
 
 
@@ -183,7 +224,8 @@ class SystemdService:
         result = run(["systemd-analyze", "verify", self.unit.path], check=False)
         complaints = [line for line in (result.stdout + result.stderr).splitlines() if self.unit.name in line]
         assert result.returncode == 0 and not complaints, (
-            f"systemd-analyze verify {self.unit.name} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+            f"systemd-analyze verify {self.unit.name} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
 
     @property
     def user(self):
@@ -207,8 +249,15 @@ class SystemdService:
 
     def environment(self):
         account = pwd.getpwnam(self.user)
-        env = {"PATH": SYSTEMD_PATH, "LANG": "C.UTF-8", "USER": self.user, "LOGNAME": self.user,
-               "HOME": account.pw_dir, "SHELL": account.pw_shell, "INVOCATION_ID": os.urandom(16).hex()}
+        env = {
+            "PATH": SYSTEMD_PATH,
+            "LANG": "C.UTF-8",
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "HOME": account.pw_dir,
+            "SHELL": account.pw_shell,
+            "INVOCATION_ID": os.urandom(16).hex(),
+        }
         runtime = [f"/run/{n}" for v in self.unit.all("RuntimeDirectory") for n in v.split()]
         state = [f"/var/lib/{n}" for v in self.unit.all("StateDirectory") for n in v.split()]
         if runtime:
@@ -261,8 +310,10 @@ class SystemdService:
         self.cleanup.push(f"stop {name}", self.tree.stop, signal.SIGKILL, 5)
         if self.notify is not None:
             ready = self.notify.wait_ready(min(parse_seconds(self.unit.get("TimeoutStartSec", "60")), 60))
-            assert ready, (f"{self.unit.name}: Type=notify but no READY=1 within the start timeout "
-                           f"(messages: {self.notify.messages}; alive: {self.tree.alive()})")
+            assert ready, (
+                f"{self.unit.name}: Type=notify but no READY=1 within the start timeout "
+                f"(messages: {self.notify.messages}; alive: {self.tree.alive()})"
+            )
         return self.tree
 
     def stop_check(self, socket_path=None):
@@ -282,14 +333,17 @@ class SystemdService:
         else:
             self.tree.signal_main(kill_signal)
         elapsed = self.tree.wait_all(timeout)
-        assert elapsed is not None, (f"{self.unit.name}: processes {self.tree.pids()} still running "
-                                     f"{timeout:.0f} s (TimeoutStopSec) after {signal.Signals(kill_signal).name}")
+        assert elapsed is not None, (
+            f"{self.unit.name}: processes {self.tree.pids()} still running "
+            f"{timeout:.0f} s (TimeoutStopSec) after {signal.Signals(kill_signal).name}"
+        )
         if socket_path:
             assert not Path(socket_path).exists(), f"{socket_path} is left behind after the service stopped"
         return time.monotonic() - start, timeout
 
 
 # --- supervisord -------------------------------------------------------------
+
 
 def program_section(path):
     """(program name, options) of the one [program:x] section of a supervisord file."""
@@ -315,17 +369,30 @@ class Supervisor:
 
     def write_config(self):
         lines = [
-            "[unix_http_server]", f"file = {self.socket}", "chmod = 0700", "",
-            "[supervisord]", f"logfile = {self.log_path}", f"pidfile = {self.dir / 'supervisord.pid'}",
-            f"childlogdir = {self.dir}", "nodaemon = true", "loglevel = info",
+            "[unix_http_server]",
+            f"file = {self.socket}",
+            "chmod = 0700",
+            "",
+            "[supervisord]",
+            f"logfile = {self.log_path}",
+            f"pidfile = {self.dir / 'supervisord.pid'}",
+            f"childlogdir = {self.dir}",
+            "nodaemon = true",
+            "loglevel = info",
         ]
         if self.user is None:
             lines.append("user = root")
         lines += [
-            "", "[rpcinterface:supervisor]",
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-            "[supervisorctl]", f"serverurl = unix://{self.socket}", "",
-            "[include]", f"files = {self.include}", "",
+            "",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "",
+            "[supervisorctl]",
+            f"serverurl = unix://{self.socket}",
+            "",
+            "[include]",
+            f"files = {self.include}",
+            "",
         ]
         self.conf.write_text("\n".join(lines))
 
@@ -341,8 +408,13 @@ class Supervisor:
 
     def start(self, name, log_path):
         self.write_config()
-        self.tree = ProcessTree(name, self._as_user(["supervisord", "-c", self.conf]), log_path, env=self._env(),
-                                cwd=pwd.getpwnam(self.user or "root").pw_dir)
+        self.tree = ProcessTree(
+            name,
+            self._as_user(["supervisord", "-c", self.conf]),
+            log_path,
+            env=self._env(),
+            cwd=pwd.getpwnam(self.user or "root").pw_dir,
+        )
         self.cleanup.push(f"stop {name}", self.tree.stop, signal.SIGTERM, 40)
         assert wait_for(lambda: self.socket.exists() or not self.tree.alive(), 20), "supervisord did not start"
         assert self.tree.alive(), f"supervisord exited:\n{tail(log_path)}\n{tail(self.log_path)}"
@@ -354,6 +426,7 @@ class Supervisor:
         def state():
             out = self.ctl("status", program).stdout
             return next((word for word in ("RUNNING", "FATAL", "EXITED") if word in out), None)
+
         result = wait_for(state, timeout, 0.2)
         assert result == "RUNNING", f"program {program} is not RUNNING: {self.ctl('status', program).stdout}"
         return int(self.ctl("pid", program).stdout.strip())
@@ -376,13 +449,15 @@ class Supervisor:
         assert "SIGKILL" not in log, f"supervisord had to SIGKILL {program}:\n{tail(self.log_path)}"
         assert stopped and elapsed <= timeout, (
             f"{program}: processes {self.program_pids()} still running {elapsed:.1f} s after "
-            f"`supervisorctl stop` (stopwaitsecs={timeout:.0f}): {result.stdout}")
+            f"`supervisorctl stop` (stopwaitsecs={timeout:.0f}): {result.stdout}"
+        )
         if socket_path:
             assert not Path(socket_path).exists(), f"{socket_path} is left behind after {program} stopped"
         return elapsed, timeout
 
 
 # --- nginx -------------------------------------------------------------------
+
 
 class Nginx:
     """The real nginx with a test main config (`user <front user>;`) including the site file."""
@@ -432,11 +507,15 @@ http {{
         assert self.tree.alive(), f"nginx exited:\n{tail(self.prefix / 'nginx.out')}\n{tail(self.error_log)}"
 
     def logs(self):
-        return {"nginx error.log": tail(self.error_log), "nginx access.log": tail(self.access_log, 30),
-                "nginx output": tail(self.prefix / "nginx.out")}
+        return {
+            "nginx error.log": tail(self.error_log),
+            "nginx access.log": tail(self.access_log, 30),
+            "nginx output": tail(self.prefix / "nginx.out"),
+        }
 
 
 # --- Apache ------------------------------------------------------------------
+
 
 class Apache:
     """The real Apache (apache2 -f FILE -DFOREGROUND) with a test main config including the site file."""
@@ -455,9 +534,16 @@ class Apache:
 
     def environment(self):
         """Debian's /etc/apache2/envvars, with the run and log folders moved into the test prefix."""
-        return {"PATH": SYSTEMD_PATH, "LANG": "C", "APACHE_RUN_USER": self.user, "APACHE_RUN_GROUP": self.group,
-                "APACHE_RUN_DIR": str(self.prefix / "run"), "APACHE_PID_FILE": str(self.prefix / "run" / "apache2.pid"),
-                "APACHE_LOCK_DIR": str(self.prefix / "lock"), "APACHE_LOG_DIR": str(self.prefix / "logs")}
+        return {
+            "PATH": SYSTEMD_PATH,
+            "LANG": "C",
+            "APACHE_RUN_USER": self.user,
+            "APACHE_RUN_GROUP": self.group,
+            "APACHE_RUN_DIR": str(self.prefix / "run"),
+            "APACHE_PID_FILE": str(self.prefix / "run" / "apache2.pid"),
+            "APACHE_LOCK_DIR": str(self.prefix / "lock"),
+            "APACHE_LOG_DIR": str(self.prefix / "logs"),
+        }
 
     def log_dirs(self):
         """Folders the site's ErrorLog/CustomLog write to (as a package would have made them)."""
@@ -479,44 +565,57 @@ class Apache:
         site_text = self.site.read_text()
         listen = [] if re.search(r"^\s*Listen\s", site_text, re.M) else [f"Listen {self.port}"]
         modules = [f"LoadModule {m}_module {APACHE_MODULES / f'mod_{m}.so'}" for m in self.modules]
-        self.conf.write_text("\n".join([
-            f"ServerRoot {self.prefix}",
-            f"DefaultRuntimeDir {self.prefix / 'run'}",
-            f"PidFile {self.prefix / 'run' / 'apache2.pid'}",
-            f"Mutex file:{self.prefix / 'lock'} default",
-            "ServerName localhost",
-            f"User {self.user}",
-            f"Group {self.group}",
-            f"ErrorLog {self.error_log}",
-            "LogLevel info",
-            *modules,
-            "TypesConfig /etc/mime.types",
-            'LogFormat "%v:%p %h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"" vhost_combined',
-            'LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined',
-            'LogFormat "%h %l %u %t \\"%r\\" %>s %O" common',
-            f"CustomLog {self.prefix / 'logs' / 'access.log'} combined",
-            "<Directory />", "    AllowOverride None", "    Require all denied", "</Directory>",
-            *listen,
-            *self.extra_lines,
-            f"Include {self.site}",
-            "",
-        ]))
+        self.conf.write_text(
+            "\n".join(
+                [
+                    f"ServerRoot {self.prefix}",
+                    f"DefaultRuntimeDir {self.prefix / 'run'}",
+                    f"PidFile {self.prefix / 'run' / 'apache2.pid'}",
+                    f"Mutex file:{self.prefix / 'lock'} default",
+                    "ServerName localhost",
+                    f"User {self.user}",
+                    f"Group {self.group}",
+                    f"ErrorLog {self.error_log}",
+                    "LogLevel info",
+                    *modules,
+                    "TypesConfig /etc/mime.types",
+                    'LogFormat "%v:%p %h %l %u %t \\"%r\\" %>s %O '
+                    '\\"%{Referer}i\\" \\"%{User-Agent}i\\"" vhost_combined',
+                    'LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined',
+                    'LogFormat "%h %l %u %t \\"%r\\" %>s %O" common',
+                    f"CustomLog {self.prefix / 'logs' / 'access.log'} combined",
+                    "<Directory />",
+                    "    AllowOverride None",
+                    "    Require all denied",
+                    "</Directory>",
+                    *listen,
+                    *self.extra_lines,
+                    f"Include {self.site}",
+                    "",
+                ]
+            )
+        )
 
     def start(self, name):
         self.write_config()
         run(["apache2", "-t", "-f", self.conf], env=self.environment())
-        self.tree = ProcessTree(name, ["apache2", "-f", self.conf, "-DFOREGROUND"], self.prefix / "apache2.out",
-                                env=self.environment())
+        self.tree = ProcessTree(
+            name, ["apache2", "-f", self.conf, "-DFOREGROUND"], self.prefix / "apache2.out", env=self.environment()
+        )
         self.cleanup.push(f"stop {name}", self.tree.stop, signal.SIGTERM, 20)
-        assert wait_for(lambda: connectable(("127.0.0.1", self.port)) or not self.tree.alive(), 20), \
+        assert wait_for(lambda: connectable(("127.0.0.1", self.port)) or not self.tree.alive(), 20), (
             "Apache did not listen"
+        )
         assert self.tree.alive(), f"Apache exited:\n{self.logs()}"
 
     def logs(self):
         found = {"apache output": tail(self.prefix / "apache2.out")}
         for directory in [self.prefix / "logs", *self.log_dirs()]:
             for path in sorted(Path(directory).glob("*.log")):
-                if path.name.endswith(".log") and (directory == self.prefix / "logs" or self.site.stem in path.name
-                                                   or path.stat().st_mtime > time.time() - 3600):
+                if path.name.endswith(".log") and (
+                    directory == self.prefix / "logs"
+                    or self.site.stem in path.name
+                    or path.stat().st_mtime > time.time() - 3600
+                ):
                     found[f"apache {path}"] = tail(path, 40)
         return found

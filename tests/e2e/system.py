@@ -25,8 +25,10 @@ def run(command, check=True, timeout=300, **kwargs):
     kwargs.setdefault("text", True)
     result = subprocess.run([str(word) for word in command], check=False, timeout=timeout, **kwargs)
     if check and result.returncode != 0:
-        raise AssertionError(f"command failed ({result.returncode}): {' '.join(map(str, command))}\n"
-                             f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}")
+        raise AssertionError(
+            f"command failed ({result.returncode}): {' '.join(map(str, command))}\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+        )
     return result
 
 
@@ -77,8 +79,19 @@ def ensure_system_account(name, cleanup):
     """Create a system user and group (e.g. RHEL's nginx/apache) unless present; remove it afterwards."""
     if user_exists(name):
         return
-    run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", name])
+    run(
+        [
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ]
+    )
     cleanup.push(f"remove account {name}", remove_user, name)
 
 
@@ -108,8 +121,12 @@ def free_port(port, timeout=10):
     """Fail when something keeps listening on the port a case is baked with."""
     deadline = time.monotonic() + timeout
     while True:
-        users = [entry for table in ("/proc/net/tcp", "/proc/net/tcp6")
-                 for entry in listening_tcp(table).values() if entry[1] == port]
+        users = [
+            entry
+            for table in ("/proc/net/tcp", "/proc/net/tcp6")
+            for entry in listening_tcp(table).values()
+            if entry[1] == port
+        ]
         if not users:
             return
         if time.monotonic() > deadline:
@@ -118,6 +135,7 @@ def free_port(port, timeout=10):
 
 
 # --- process trees ---------------------------------------------------------
+
 
 class ProcessTree:
     """A process started in its own cgroup, so all its descendants can be found.
@@ -145,9 +163,17 @@ class ProcessTree:
 
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen([str(word) for word in command], stdin=subprocess.DEVNULL,
-                                      stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                      start_new_session=True, preexec_fn=enter_cgroup, umask=umask)
+        self.popen = subprocess.Popen(
+            [str(word) for word in command],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=enter_cgroup,
+            umask=umask,
+        )
         self.pid = self.popen.pid
 
     def pids(self):
@@ -241,13 +267,14 @@ def process_ids(pid):
 
 # --- sockets ---------------------------------------------------------------
 
+
 def _hex_address(text):
     address, port = text.split(":")
     raw = bytes.fromhex(address)
     if len(raw) == 4:
         host = ".".join(str(b) for b in reversed(raw))
     else:  # four 32-bit words, each in host (little-endian) byte order
-        host = str(ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
+        host = str(ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))))
     return host, int(port, 16)
 
 

@@ -53,8 +53,9 @@ class Client:
         return self.request("GET", path, **kwargs)
 
     def post_form(self, path, fields):
-        return self.request("POST", path, body=urlencode(fields),
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return self.request(
+            "POST", path, body=urlencode(fields), headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
 
 
 class Page(HTMLParser):
@@ -62,8 +63,8 @@ class Page(HTMLParser):
 
     def __init__(self, text):
         super().__init__()
-        self.urls = []         # every href/src/action
-        self.links = []        # <a href>
+        self.urls = []  # every href/src/action
+        self.links = []  # <a href>
         self.stylesheets = []
         self.forms = []
         self._form = None
