@@ -7,8 +7,10 @@ import time
 
 import pytest
 from conftest import IN_CI, require_tool
+from hosts.fixtures import host_image, host_key, hosts, package_mirror, summary  # noqa: F401
 
 from .deploy import Wheelhouse
+from .on_host import RELOAD_RESULTS
 from .system import Cleanup
 
 TIMES = []
@@ -93,6 +95,11 @@ def timing(request, case):
 
 
 def pytest_terminal_summary(terminalreporter):
+    summary(terminalreporter)
+    if RELOAD_RESULTS:
+        terminalreporter.section("systemctl reload under load")
+        for case_id, requests, failed in RELOAD_RESULTS:
+            terminalreporter.write_line(f"{failed:4d} of {requests:5d} requests failed  {case_id}")
     if not TIMES:
         return
     terminalreporter.section("end-to-end time per case")

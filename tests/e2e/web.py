@@ -22,15 +22,16 @@ class Response:
 
 
 class Client:
-    """Requests to 127.0.0.1:port with a fixed Host header; keeps cookies; never follows redirects."""
+    """Requests to address:port with a fixed Host header; keeps cookies; never follows redirects."""
 
-    def __init__(self, port, host):
+    def __init__(self, port, host, address="127.0.0.1"):
         self.port = port
         self.host = host
+        self.address = address
         self.cookies = {}
 
     def request(self, method, path, body=None, headers=None, host=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection = http.client.HTTPConnection(self.address, self.port, timeout=30)
         all_headers = {"Host": host or self.host, "User-Agent": "flask-stack-e2e", "Connection": "close"}
         if self.cookies:
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
