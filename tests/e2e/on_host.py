@@ -63,8 +63,8 @@ def stock_mirror(package_mirror, hosts, project):
     for name in BUILT_IN_HOST:
         if not any(requirement.startswith(name) for requirement in wanted):
             continue
-        sdists = package_mirror.has(f"{name}-*.tar.gz")
-        if sdists and not package_mirror.has(f"{name}-*.whl"):
+        sdists = package_mirror.files(name, ".tar.gz")
+        if sdists and not package_mirror.files(name, ".whl"):
             build_wheel_on_host(package_mirror, hosts, sdists[-1])
 
 
@@ -105,7 +105,7 @@ class RemoteDatabase:
 class HostDeployment(Deployment):
     """A case on a test host; the HTTP checks of Deployment run against the host's address."""
 
-    def __init__(self, case, hosts, package_mirror, work, timings):
+    def __init__(self, case, hosts, package_mirror, work, timings, remote_database=False):
         self.case = case
         self.hosts = hosts
         self.mirror = package_mirror
@@ -117,7 +117,9 @@ class HostDeployment(Deployment):
         self.install = None
         self.program = None
         self.front_port = 80 if case.web_server == "none" else case.port
-        self.deploy_log = self.work / "deploy.log"
+        self.remote_database = remote_database
+        self.db_host = None
+        self.logs_to_show = []
 
     # --- what the app server is, on this stack -----------------------------------
 
@@ -177,24 +179,56 @@ class HostDeployment(Deployment):
                 + [f"root@{self.host.address}:{self.case.slug}/"]
             )
         script = readme_deploy_script((project / "README.md").read_text())
-        (self.work / "deploy.sh").write_text(script)
         with self.step("README deploy"):
-            # As a root shell runs pasted steps, stopping at the first that fails; each command is logged.
-            traced = "set -e -o pipefail\nPS4='+ [$SECONDS s] '\nset -x\n" + script
-            result = self.host.run(
-                ["bash", "-c", f"cd /root/{self.case.slug} && exec bash /dev/stdin"],
-                input=traced,
-                check=False,
-                timeout=1200,
-            )
-            self.deploy_log.write_text(result.stdout + "\n----- stderr -----\n" + result.stderr)
-            assert result.returncode == 0, (
-                f"the README's deploy steps failed ({result.returncode}) on {self.host.name}:\n"
-                + "\n".join((result.stdout + result.stderr).splitlines()[-60:])
-            )
+            self.run_script(self.host, script, "deploy")
         self.checked.append(f"README deploy ran verbatim ({script.count(chr(10)) + 1} lines)")
         if self.case.web_server == "none":
             self.install_test_proxy(project)
+        if self.remote_database:
+            with self.step("database host"):
+                self.move_database(project)
+
+    def run_script(self, host, script, name):
+        """A README script as a root shell runs pasted steps: stop at the first that fails; log each command."""
+        (self.work / f"{name}.sh").write_text(script)
+        traced = "set -e -o pipefail\nPS4='+ [$SECONDS s] '\nset -x\n" + script
+        result = host.run(
+            ["bash", "-c", f"cd /root/{self.case.slug} 2>/dev/null || cd /root; exec bash /dev/stdin"],
+            input=traced,
+            check=False,
+            timeout=1200,
+        )
+        log = self.work / f"{name}.log"
+        log.write_text(result.stdout + "\n----- stderr -----\n" + result.stderr)
+        self.logs_to_show.append(log)
+        assert result.returncode == 0, (
+            f"the README's {name} steps failed ({result.returncode}) on {host.name}:\n"
+            + "\n".join((result.stdout + result.stderr).splitlines()[-60:])
+        )
+
+    def move_database(self, project):
+        """The README's "Move the database to a server of its own", with a second host as the database server."""
+        readme = (project / "README.md").read_text()
+        section = readme.split("### Move the database to a server of its own", 1)[1].split("\n#", 1)[0]
+        server, role, app = re.findall(r"```sh\n(.*?)```", section, re.S)
+        self.db_host = self.hosts.boot()
+        self.run_script(
+            self.db_host,
+            re.sub(r"^APP_SERVER=.*$", f"APP_SERVER={self.host.address}", server, flags=re.M),
+            "database-server",
+        )
+        env_file = f"/etc/{self.case.slug}/{self.case.slug}.env"
+        copy = Path(f"/proc/{self.db_host.init_pid()}/root/root/{self.case.slug}.env")  # the README's scp
+        copy.write_text(self.host.read(env_file))
+        copy.chmod(0o600)
+        self.run_script(self.db_host, role, "database-role")
+        self.run_script(
+            self.host, re.sub(r"^DB_SERVER=.*$", f"DB_SERVER={self.db_host.address}", app, flags=re.M), "database-app"
+        )
+        self.host.run(["systemctl", "disable", "--now", "postgresql"])  # the README's last word: the local one goes
+        self.install = RemoteDatabase(self.db_host, self.case, None)
+        assert self.db_host.address in self.host.read(env_file), "the app's settings do not name the database host"
+        self.checked.append(f"PostgreSQL on {self.db_host.name} ({self.db_host.address}), the local one stopped")
 
     def install_test_proxy(self, project):
         """nginx on the host with the README's example `location /` block, playing the host's proxy."""
@@ -214,8 +248,13 @@ class HostDeployment(Deployment):
 
     def logs(self):
         found = {}
-        if self.deploy_log.exists():
-            found["README deploy (last lines)"] = "\n".join(self.deploy_log.read_text().splitlines()[-80:])
+        for log in self.logs_to_show:
+            found[f"{log.name} (last lines)"] = "\n".join(log.read_text().splitlines()[-80:])
+        if self.db_host is not None and self.db_host.init_pid():
+            found["database host: postgresql"] = self.db_host.run(
+                ["bash", "-c", "journalctl -n 40 --no-pager -u 'postgresql*'; tail -n 40 /var/log/postgresql/*.log"],
+                check=False,
+            ).stdout
         if self.host is not None and self.host.init_pid():
             found[f"journal of {self.unit}"] = self.host.run(
                 ["journalctl", "--no-pager", "-o", "short-precise", "-n", "150", "-u", self.unit], check=False
@@ -246,8 +285,13 @@ class HostDeployment(Deployment):
         else:
             self.checked.append(f"{self.unit} active (running)")
         if self.case.process_manager == "supervisord":
-            status = self.host.run(["supervisorctl", "status", self.case.slug], check=False).stdout
-            assert "RUNNING" in status, status
+            # RUNNING once the program has been up for startsecs.
+            status = hostlib.wait_for(
+                lambda: "RUNNING" in self.host.run(["supervisorctl", "status", self.case.slug], check=False).stdout,
+                30,
+                0.5,
+            )
+            assert status, self.host.run(["supervisorctl", "status", self.case.slug], check=False).stdout
             self.checked.append("supervisorctl: RUNNING")
 
     def check_journal(self):

@@ -22,7 +22,21 @@ from .system import free_port
 
 pytestmark = pytest.mark.e2e
 
-ON_HOSTS = [case for case in CASES if case.os_family == "debian" and not case.rootless]
+# supervisord on a host: one stack per front server (the program file differs only by WSGI server).
+SUPERVISORD_ON_HOSTS = {
+    "wsgi:gunicorn-web:apache-pm:supervisord-os:debian-db:sqlite-prefix:sub",
+    "wsgi:uwsgi-web:nginx-pm:supervisord-os:debian-db:mysql",
+    "wsgi:gunicorn-web:none-pm:supervisord-os:debian-db:postgresql-prefix:sub",
+}
+ON_HOSTS = [
+    case
+    for case in CASES
+    if case.os_family == "debian"
+    and not case.rootless
+    and (case.process_manager == "systemd" or case.id in SUPERVISORD_ON_HOSTS)
+]
+# Its database moves to a second host, by the README's own steps.
+REMOTE_DATABASE = "wsgi:uwsgi-web:nginx-pm:systemd-os:debian-db:postgresql-prefix:sub"
 ON_MACHINE = [
     case for case in CASES if case.rootless or (case.os_family, case.process_manager) == ("rhel", "supervisord")
 ]
@@ -34,7 +48,9 @@ def test_stack_deploys_by_its_readme_on_a_host(case, hosts, package_mirror, timi
     files, a form backed by the database and its health check through the front
     server, runs hardened as the unit says, reloads without failing requests,
     restarts, comes back after a reboot and stops in time."""
-    deployment = HostDeployment(case, hosts, package_mirror, HOST_WORK_ROOT / case.slug, timing)
+    deployment = HostDeployment(
+        case, hosts, package_mirror, HOST_WORK_ROOT / case.slug, timing, remote_database=case.id == REMOTE_DATABASE
+    )
     with deployment.reporting():
         deployment.deploy()
         with deployment.step("checks"):

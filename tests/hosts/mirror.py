@@ -146,8 +146,11 @@ class Mirror:
         shutil.copy2(path, PACKAGES / Path(path).name)
         self.write_index()
 
-    def has(self, pattern):
-        return sorted(PACKAGES.glob(pattern))
+    def files(self, project, kind):
+        """The index's files of a project: kind is ".whl" or ".tar.gz"."""
+        return sorted(
+            p for p in PACKAGES.iterdir() if p.name.endswith(kind) and project_of(p.name) == normalize(project)
+        )
 
     def write_index(self):
         """simple/<project>/index.html for every file (PEP 503), with its sha256."""
