@@ -143,7 +143,7 @@ def build(root):
         _chroot(root, "apt-get", "update", "-qq")
         _chroot(root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *INSTALLED)
         _chroot(root, "apt-get", "install", "-y", "-qq", *DOWNLOADED)
-        _chroot(root, "dpkg", "--purge", *SERVER_PACKAGES)
+        _chroot(root, "apt-get", "purge", "-y", "-qq", *SERVER_PACKAGES)  # and what depends on them
     # The per-host parts: each host gets its own machine-id, host name and resolver.
     for name in ("etc/machine-id", "etc/hostname", "etc/resolv.conf", "var/lib/dbus/machine-id"):
         (root / name).unlink(missing_ok=True)

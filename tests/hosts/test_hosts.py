@@ -4,7 +4,11 @@ import os
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from . import host as hostlib
+
+pytestmark = pytest.mark.e2e  # root, and hosts booted under systemd-nspawn
 
 PROBE = textwrap.dedent(
     """\
