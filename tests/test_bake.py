@@ -158,15 +158,12 @@ def test_slug_is_derived_from_a_non_ascii_name(cookies):
     assert (project / "cafe_deja_vu" / "__init__.py").exists()
 
 
-def env_of(project):
-    return read_env_file(project / ".env")
-
-
 def test_each_bake_gets_its_own_secrets(cookies):
     first = bake(cookies, database="postgresql")
     second = bake(cookies, database="postgresql")
-    assert env_of(first)["FLASK_SECRET_KEY"] != env_of(second)["FLASK_SECRET_KEY"]
-    assert env_of(first)["DB_PASSWORD"] != env_of(second)["DB_PASSWORD"]
+    first_env, second_env = read_env_file(first / ".env"), read_env_file(second / ".env")
+    assert first_env["FLASK_SECRET_KEY"] != second_env["FLASK_SECRET_KEY"]
+    assert first_env["DB_PASSWORD"] != second_env["DB_PASSWORD"]
     assert (first / ".env").stat().st_mode & 0o777 == 0o600
     assert ".env" in (first / ".gitignore").read_text().split()
 
