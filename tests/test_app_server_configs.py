@@ -120,29 +120,14 @@ class Project:
             "apache": "www-data" if answers["os_family"] == "debian" else "apache",
         }[answers["web_server"]]
         self.prefix = answers.get("url_prefix", "/").rstrip("/")
+        self.gunicorn_conf = self.file("deploy/gunicorn/gunicorn.conf.py")
+        self.uwsgi_ini = self.file("deploy/uwsgi/{slug}.ini")
+        self.unit = self.file("deploy/systemd/{slug}.service")
+        self.program = self.file("deploy/supervisord/{slug}.conf")
+        self.tmpfiles = self.file("deploy/tmpfiles/{slug}.conf")
 
     def file(self, relative):
         return self.path / relative.format(slug=self.slug)
-
-    @property
-    def gunicorn_conf(self):
-        return self.file("deploy/gunicorn/gunicorn.conf.py")
-
-    @property
-    def uwsgi_ini(self):
-        return self.file("deploy/uwsgi/{slug}.ini")
-
-    @property
-    def unit(self):
-        return self.file("deploy/systemd/{slug}.service")
-
-    @property
-    def program(self):
-        return self.file("deploy/supervisord/{slug}.conf")
-
-    @property
-    def tmpfiles(self):
-        return self.file("deploy/tmpfiles/{slug}.conf")
 
     def owned_files(self):
         """This module's files that the stack keeps."""

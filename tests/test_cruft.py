@@ -351,38 +351,27 @@ def test_create_records_template_commit_and_answers(answers, released_template, 
 def clean_update(tmp_path_factory, sandbox):
     """A user's project taken through one template release that does not touch their edits."""
     env = sandbox.env
-    repo = make_template_repo(tmp_path_factory.mktemp("clean") / "template", env)
-    project, create_output = cruft_create(repo, repo.path.parent / "projects", env, create_venv=False)
-    state_at_create = json.loads((project / ".cruft.json").read_text())
+    done = SimpleNamespace()  # what each step made, for the tests to read
+    done.repo = repo = make_template_repo(tmp_path_factory.mktemp("clean") / "template", env)
+    project, done.create_output = cruft_create(repo, repo.path.parent / "projects", env, create_venv=False)
+    done.project = project
+    done.state_at_create = json.loads((project / ".cruft.json").read_text())
     put_under_git(project, env)
     add_user_state(project, env)
 
-    deploy_file = app_server_config(project)
-    other_file = user_module(project)
-    line = changeable_line(repo, project, deploy_file)
+    done.deploy_file = deploy_file = app_server_config(project)
+    done.other_file = user_module(project)
+    done.line = changeable_line(repo, project, deploy_file)
     prepend(project / deploy_file, USER_TOP_LINE)
-    append(project / other_file, USER_END_LINE)
+    append(project / done.other_file, USER_END_LINE)
     commit_all(project, "User edits", env)
-    state_before = user_state(project)
+    done.state_before = user_state(project)
 
-    v2 = template_release(repo, deploy_file, line)
-    check_before = run([*CRUFT, "check"], project, env, check=False)
-    update = run([*CRUFT, "update", "-y"], project, no_network(env))
-    check_after = run([*CRUFT, "check"], project, env, check=False)
-    return SimpleNamespace(
-        repo=repo,
-        project=project,
-        v2=v2,
-        state_at_create=state_at_create,
-        create_output=create_output,
-        deploy_file=deploy_file,
-        other_file=other_file,
-        line=line,
-        state_before=state_before,
-        check_before=check_before,
-        update=update,
-        check_after=check_after,
-    )
+    done.v2 = template_release(repo, deploy_file, done.line)
+    done.check_before = run([*CRUFT, "check"], project, env, check=False)
+    done.update = run([*CRUFT, "update", "-y"], project, no_network(env))
+    done.check_after = run([*CRUFT, "check"], project, env, check=False)
+    return done
 
 
 def test_create_records_file_url_commit_and_answers(clean_update):
