@@ -18,13 +18,12 @@ import time
 import tomllib
 from pathlib import Path
 
+from helpers import Client, read_env_file, wait_for
 from hosts import host as hostlib
 from hosts import mirror as mirrorlib
 
-from . import web
 from .deploy import bake
 from .harness import Deployment
-from .servers import read_environment_file
 
 SSH = "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
 BUILT_IN_HOST = ("uwsgi", "mod_wsgi")  # sdists only on PyPI: the mirror serves wheels built on a test host
@@ -168,8 +167,8 @@ class HostDeployment(Deployment):
             stock_mirror(self.mirror, self.hosts, project)
         with self.step("boot"):
             self.host = self.hosts.boot()
-            self.client = web.Client(self.front_port, self.case.domain, address=self.host.address)
-        url = read_environment_file(project / ".env")["FLASK_SQLALCHEMY_DATABASE_URI"]
+            self.client = Client((self.host.address, self.front_port), self.case.domain)
+        url = read_env_file(project / ".env")["FLASK_SQLALCHEMY_DATABASE_URI"]
         self.install = RemoteDatabase(self.host, self.case, url.split("sqlite:///", 1)[-1].split("?", 1)[0])
         with self.step("copy"):
             # The README's own way of bringing the project, .env included, to the server.
@@ -286,7 +285,7 @@ class HostDeployment(Deployment):
             self.checked.append(f"{self.unit} active (running)")
         if self.case.process_manager == "supervisord":
             # RUNNING once the program has been up for startsecs.
-            status = hostlib.wait_for(
+            status = wait_for(
                 lambda: "RUNNING" in self.host.run(["supervisorctl", "status", self.case.slug], check=False).stdout,
                 30,
                 0.5,
@@ -354,7 +353,7 @@ class HostDeployment(Deployment):
         stop = threading.Event()
 
         def load():
-            client = web.Client(self.front_port, self.case.domain, address=self.host.address)
+            client = Client((self.host.address, self.front_port), self.case.domain)
             while not stop.is_set():
                 try:
                     results.append(client.get(self.url("health")).status == 200)
@@ -416,7 +415,7 @@ class HostDeployment(Deployment):
                 return self.client.get(self.url("health")).status == 200
             return False
 
-        assert hostlib.wait_for(serving, timeout, 0.3), f"the site does not answer {timeout} s after start"
+        assert wait_for(serving, timeout, 0.3), f"the site does not answer {timeout} s after start"
 
     def check_listening(self):
         """The app server listens only on its unix socket or on 127.0.0.1 of the host."""

@@ -5,14 +5,13 @@ the test that includes the generated file as it was generated. Stacks run by
 systemd are deployed on test hosts instead (on_host.py).
 """
 
-import configparser
 import pwd
 import re
-import shlex
 import signal
-import socket
 import time
 from pathlib import Path
+
+from helpers import connectable, wait_for
 
 from .system import ProcessTree, make_dir, run, tail
 
@@ -55,56 +54,7 @@ APACHE_RHEL_EXTRA_MODULES = [
 ]
 
 
-def wait_for(predicate, timeout, interval=0.1):
-    """Poll predicate until it returns a true value; return that value or None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
-
-
-def connectable(target):
-    """True when a unix socket path or a (host, port) accepts a connection."""
-    family = socket.AF_UNIX if isinstance(target, str) else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1)
-        try:
-            probe.connect(target)
-            return True
-        except OSError:
-            return False
-
-
-# --- environment files --------------------------------------------------------
-
-
-def read_environment_file(path):
-    """KEY=VALUE lines as systemd's EnvironmentFile= reads them: quotes removed, no expansion."""
-    values = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        words = shlex.split(value, posix=True) if value.strip() else [""]
-        values[key.strip()] = " ".join(words)
-    return values
-
-
 # --- supervisord -------------------------------------------------------------
-
-
-def program_section(path):
-    """(program name, options) of the one [program:x] section of a supervisord file."""
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
-    parser.read(path)
-    programs = [s for s in parser.sections() if s.startswith("program:")]
-    assert len(programs) == 1, f"{path}: expected one [program:x] section, got {programs}"
-    return programs[0].split(":", 1)[1], dict(parser[programs[0]])
 
 
 class Supervisor:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI
+from helpers import unavailable
 
 from . import host as hostlib
 from . import image, mirror
@@ -37,9 +37,7 @@ def unsupported():
 def require_hosts():
     reason = unsupported()
     if reason:
-        if IN_CI:
-            pytest.fail(f"cannot boot test hosts: {reason}")
-        pytest.skip(f"cannot boot test hosts: {reason}")
+        unavailable(f"cannot boot test hosts: {reason}")
 
 
 @pytest.fixture(scope="session")

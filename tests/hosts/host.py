@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from helpers import wait_for
+
 PREFIX = "fsh"  # names of hosts, namespaces, veths and cgroups
 WORK_ROOT = Path("/var/tmp/flask-stack-hosts")
 LOCK_ROOT = Path("/run/flask-stack-hosts")
@@ -43,15 +45,6 @@ def run(command, check=True, timeout=120, **kwargs):
             f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
         )
     return result
-
-
-def wait_for(predicate, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def _cgroup_pids(path):

@@ -16,8 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import connectable, wait_for
+
 from . import image
-from .host import CGROUPS, MIRROR_ADDRESS, _cgroup_pids, _remove_cgroup, run, wait_for
+from .host import CGROUPS, MIRROR_ADDRESS, _cgroup_pids, _remove_cgroup, run
 
 NAME = "fshmirror"
 CACHE = Path(os.environ.get("FLASK_STACK_HOSTS_CACHE", "/var/cache/flask-stack/hosts")).parent
@@ -90,7 +92,9 @@ class Mirror:
             log,
         )
         for port in (APT_PORT, PIP_PORT):
-            assert wait_for(lambda p=port: _listening(p), 20), f"the mirror does not listen on {MIRROR_ADDRESS}:{port}"
+            assert wait_for(lambda p=port: connectable((MIRROR_ADDRESS, p)), 20), (
+                f"the mirror does not listen on {MIRROR_ADDRESS}:{port}"
+            )
         return self
 
     def _start(self, command, log):
@@ -172,14 +176,6 @@ class Mirror:
             (folder / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n")
         names = "\n".join(f'<a href="{p}/">{p}</a><br>' for p in sorted(projects))
         (simple / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{names}\n</body></html>\n")
-
-
-def _listening(port):
-    import socket
-
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex((MIRROR_ADDRESS, port)) == 0
 
 
 def remove():
