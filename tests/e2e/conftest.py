@@ -6,7 +6,7 @@ import time
 
 import pytest
 from helpers import connectable, require, require_tool
-from hosts.fixtures import host_image, host_key, hosts, package_mirror, summary  # noqa: F401
+from hosts.fixtures import summary
 
 from .deploy import Wheelhouse
 from .on_host import RELOAD_RESULTS

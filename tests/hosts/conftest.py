@@ -1,6 +1,6 @@
-"""Fixtures of the test-host harness (tests/hosts/fixtures.py)."""
+"""The test-host harness's summary; its fixtures are in tests/conftest.py, shared with the end-to-end tier."""
 
-from .fixtures import host_image, host_key, hosts, package_mirror, summary  # noqa: F401
+from .fixtures import summary
 
 
 def pytest_terminal_summary(terminalreporter):
