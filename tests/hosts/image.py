@@ -171,4 +171,7 @@ def rootfs(log=print):
         build(partial / "rootfs")
         (partial / "packages.txt").write_text(_chroot(partial / "rootfs", "dpkg-query", "-W").stdout)
         partial.rename(target)
+        for old in CACHE_ROOT.iterdir():  # images of earlier package lists or build steps
+            if old.is_dir() and old != target:
+                _run(["rm", "-rf", "--one-file-system", old])
         return target / "rootfs", time.monotonic() - start
