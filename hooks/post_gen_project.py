@@ -19,7 +19,6 @@ from pathlib import Path
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
 
-
 def unused_paths(answers):
     """The deploy folders of the choices not taken, and of those the chosen stack does without."""
     choices = answers["_stack"]["choices"]
