@@ -38,9 +38,10 @@ def layout_problems(path, text):
     return problems
 
 
-def ruff(project):
+def ruff(project, *command):
+    """ruff on the baked project with the project's own settings: `check` by default, or e.g. `format --check`."""
     return subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "--quiet", str(project)],
+        [sys.executable, "-m", "ruff", *(command or ["check"]), "--no-cache", "--quiet", str(project)],
         capture_output=True,
         text=True,
         check=False,
@@ -60,6 +61,8 @@ def test_supported_combination_bakes_clean(tmp_path, answers):
             assert not JINJA_LEFTOVER.search(text), f"{relative}: unrendered template tag"
         assert not layout_problems(path, text), f"{relative}: {layout_problems(path, text)}"
     result = ruff(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = ruff(project, "format", "--check")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
