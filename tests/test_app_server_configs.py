@@ -363,17 +363,17 @@ def test_uwsgi_settings(baked, answers):
         assert ini["module"] == "wsgi:app" and "mount" not in ini
 
     sockets = {key: ini[key] for key in ("socket", "http-socket") if key in ini}
-    if answers["web_server"] == "nginx":
-        assert sockets == {"socket": project.socket}  # the uwsgi protocol of uwsgi_pass
-    elif answers["web_server"] == "apache":
-        assert sockets == {"http-socket": project.socket}  # mod_proxy_http speaks HTTP
-    else:
+    if not project.socket:
         assert sockets == {"http-socket": "127.0.0.1:8000"}
+    elif project.rendered["__http_proxy"]:
+        assert sockets == {"http-socket": project.socket}  # e.g. Apache's mod_proxy_http speaks HTTP
+    else:
+        assert sockets == {"socket": project.socket}  # the uwsgi protocol of nginx's uwsgi_pass
     if project.socket:
         assert ini["chmod-socket"] == "660" and ini["vacuum"] == "true"
     else:
         assert "chmod-socket" not in ini and "vacuum" not in ini
-    assert ("log-x-forwarded-for" in ini) == (answers["web_server"] != "nginx")
+    assert ("log-x-forwarded-for" in ini) == bool(project.rendered["__http_proxy"])
 
     assert int(ini["harakiri"]) == APP_TIMEOUT < FRONT_READ_TIMEOUT
     assert int(ini["worker-reload-mercy"]) == GRACEFUL_WINDOW
@@ -514,8 +514,8 @@ def test_stop_signal_pairing(baked, answers):
 def test_front_server_names_the_same_socket(baked, answers):
     """The socket the app server binds is the one the front server's site file proxies to."""
     project = baked(answers)
-    site = project.file(f"deploy/{answers['web_server']}/{{slug}}.conf").read_text()
-    assert project.socket in site
+    [site] = project.file(f"deploy/{answers['web_server']}").iterdir()
+    assert project.socket in site.read_text()
 
 
 # --- run it ---------------------------------------------------------------------------------------
@@ -677,7 +677,7 @@ def test_app_server_serves_and_stops(roots, server_venv, answers, tmp_path):
         )
     try:
         address = project.socket or ("127.0.0.1", int(port))
-        get = uwsgi_get if answers["web_server"] == "nginx" and answers["wsgi_server"] == "uwsgi" else http_get
+        get = http_get if project.rendered["__http_proxy"] else uwsgi_get
         status, body = wait_for_answer(server, get, address, f"{project.prefix}/", log)
         assert status == 200, body
         assert f'href="{project.prefix}/static/' in body  # url_for() keeps the mount point
