@@ -209,8 +209,10 @@ class Deployment:
                 self._start_nginx()
             elif self.case.web_server == "apache":
                 self._start_apache()
-            else:
+            elif self.case.web_server == "none":
                 self._start_test_proxy()
+            else:
+                raise NotImplementedError(f"the end-to-end tier cannot start web_server={self.case.web_server} yet")
 
     def _front_account(self):
         user, group = self.case.front_user, self.rendered["__front_group"]
