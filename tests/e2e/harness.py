@@ -212,7 +212,7 @@ class Deployment:
             elif self.case.web_server == "none":
                 self._start_test_proxy()
             else:
-                raise NotImplementedError(f"the end-to-end tier cannot start web_server={self.case.web_server} yet")
+                raise NotImplementedError(f"the end-to-end tier has no way to start web_server={self.case.web_server}")
 
     def _front_account(self):
         user, group = self.case.front_user, self.rendered["__front_group"]
