@@ -18,28 +18,19 @@ from pathlib import Path
 # Values reach Python as JSON so that quotes, backslashes and braces stay data.
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
-DATABASE_URLS = {
-    "sqlite": "sqlite:///{state_dir}/{slug}.sqlite3",
-    "postgresql": "postgresql+psycopg://{slug}:{password}@127.0.0.1:5432/{slug}",
-    "mysql": "mysql+pymysql://{slug}:{password}@127.0.0.1:3306/{slug}?charset=utf8mb4",
-}
-
 
 def unused_paths(answers):
-    """The deploy folders the chosen stack does not use."""
-    wsgi, web, manager = answers["wsgi_server"], answers["web_server"], answers["process_manager"]
-    unused = {
-        "deploy/gunicorn": wsgi != "gunicorn",
-        "deploy/uwsgi": wsgi != "uwsgi",
-        "deploy/nginx": web != "nginx",
-        "deploy/apache": web != "apache",
-        # Under mod_wsgi, Apache's own unit runs the app: no unit of ours.
-        "deploy/systemd": manager != "systemd" or wsgi == "mod_wsgi",
-        "deploy/supervisord": manager != "supervisord",
-        # systemd makes the socket directory itself (RuntimeDirectory=).
-        "deploy/tmpfiles": manager != "supervisord" or not answers["__socket"],
-    }
-    return sorted(path for path, drop in unused.items() if drop)
+    """The deploy folders of the choices not taken, and of those the chosen stack does without."""
+    choices = answers["_stack"]["choices"]
+    every = {path for entries in choices.values() for entry in entries.values() for path in entry["deploy"]}
+    used = {path for key, entries in choices.items() for path in entries[answers[key]]["deploy"]}
+    if choices["wsgi_server"][answers["wsgi_server"]]["in_front_server"]:
+        # The front server's own unit runs the app: no unit of ours.
+        used.discard("deploy/systemd")
+    if not answers["__socket"]:
+        # tmpfiles.d only makes the socket's directory (under systemd, RuntimeDirectory= does).
+        used.discard("deploy/tmpfiles")
+    return sorted(every - used)
 
 
 def remove_paths(root, paths):
@@ -56,7 +47,8 @@ def env_file_text(answers):
     """The production settings with freshly generated secrets."""
     slug, database = answers["project_slug"], answers["database"]
     password = secrets.token_hex(16)
-    url = DATABASE_URLS[database].format(slug=slug, password=password, state_dir=answers["__state_dir"])
+    url_shape = answers["_stack"]["choices"]["database"][database]["url"]
+    url = url_shape.format(slug=slug, password=password, state_dir=answers["__state_dir"])
     lines = [
         f"# Production settings of {slug}. Secret: never commit it.",
         f"# Install it as {answers['__env_file']} (see README.md).",

@@ -14,14 +14,6 @@ import sys
 # Values reach Python as JSON so that quotes, backslashes and braces stay data.
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
-CHOICES = {
-    "wsgi_server": ("gunicorn", "uwsgi", "mod_wsgi"),
-    "web_server": ("nginx", "apache", "none"),
-    "process_manager": ("systemd", "supervisord"),
-    "os_family": ("debian", "rhel"),
-    "database": ("sqlite", "postgresql", "mysql"),
-}
-
 # Names the slug may not take: it becomes a Python package, a system user,
 # a database role and a unit name, so it must not shadow or collide with any.
 RESERVED_SLUGS = {
@@ -160,9 +152,9 @@ def check_domain(answers):
 def check_choices(answers):
     """Choice answers must be one of the offered values, booleans true or false."""
     problems = []
-    for key, values in CHOICES.items():
-        if answers[key] not in values:
-            problems.append((key, f"{key}={answers[key]!r} must be one of: {', '.join(values)}"))
+    for key, entries in answers["_stack"]["choices"].items():
+        if answers[key] not in entries:
+            problems.append((key, f"{key}={answers[key]!r} must be one of: {', '.join(entries)}"))
     for key in ("rootless", "create_venv"):
         if not isinstance(answers[key], bool):
             problems.append((key, f"{key}={answers[key]!r} must be true or false"))
@@ -232,43 +224,20 @@ def check_install_dir(answers):
     return []
 
 
+def requirements(answers):
+    """What the chosen stack requires of the other answers: each choice's and the install kind's
+    "requires" in the table of stack facts, in prompt order."""
+    stack = answers["_stack"]
+    chosen = [entries[answers[key]] for key, entries in stack["choices"].items()]
+    chosen.append(stack["install"]["rootless" if answers["rootless"] is True else "system"])
+    return [(key, rule) for entry in chosen for key, rule in entry["requires"].items()]
+
+
 def check_combination(answers):
     """Refuse the stacks that cannot work, naming the choices that do."""
-    wsgi, web, manager = answers["wsgi_server"], answers["web_server"], answers["process_manager"]
-    problems = []
-    if wsgi == "mod_wsgi" and web != "apache":
-        problems.append(
-            (
-                "web_server",
-                f"wsgi_server=mod_wsgi runs inside Apache, so it needs web_server=apache; "
-                f"with web_server={web} choose wsgi_server=gunicorn or uwsgi",
-            )
-        )
-    if wsgi == "mod_wsgi" and manager != "systemd":
-        problems.append(
-            (
-                "process_manager",
-                "wsgi_server=mod_wsgi is run by Apache under the distribution's "
-                "systemd unit, so it needs process_manager=systemd; for supervisord choose "
-                "wsgi_server=gunicorn or uwsgi",
-            )
-        )
-    if answers["rootless"] is True and web != "none":
-        problems.append(
-            (
-                "web_server",
-                "rootless=true installs no front server of its own: choose web_server=none "
-                "(the host's proxy forwards to the app on 127.0.0.1:http_port)",
-            )
-        )
-    if answers["rootless"] is True and manager != "supervisord":
-        problems.append(
-            (
-                "process_manager",
-                "rootless=true runs under your own supervisord instance: choose process_manager=supervisord",
-            )
-        )
-    return problems
+    return [
+        (key, rule["why"].format(**answers)) for key, rule in requirements(answers) if answers[key] != rule["value"]
+    ]
 
 
 CHECKS = (check_text, check_slug, check_domain, check_choices, check_url_prefix, check_port, check_install_dir)
@@ -277,7 +246,7 @@ CHECKS = (check_text, check_slug, check_domain, check_choices, check_url_prefix,
 def validate(answers):
     """Return (answer, message) for every problem, in prompt order."""
     problems = [problem for check in CHECKS for problem in check(answers)]
-    if not any(key in CHOICES or key == "rootless" for key, _ in problems):
+    if not any(key in answers["_stack"]["choices"] or key == "rootless" for key, _ in problems):
         problems += check_combination(answers)
     return problems
 

@@ -27,9 +27,10 @@ def text_files(project):
             yield path, path.read_text(encoding="utf-8")
 
 
-def ruff(project):
+def ruff(project, *command):
+    """ruff on the baked project with the project's own settings: `check` by default, or e.g. `format --check`."""
     return subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "--quiet", str(project)],
+        [sys.executable, "-m", "ruff", *(command or ["check"]), "--no-cache", "--quiet", str(project)],
         capture_output=True,
         text=True,
         check=False,
@@ -46,6 +47,8 @@ def test_supported_combination_bakes_clean(cookies, answers):
     for path, text in text_files(project):
         assert render_problems(path, text) == [], path.relative_to(project)
     result = ruff(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = ruff(project, "format", "--check")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,11 +1,15 @@
 """Unit tests of the hook functions, called directly."""
 
+import json
 import os
 import shlex
+import shutil
 import stat
 
 import pytest
-from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
+from combinations import AXES, STACK, SUPPORTED_COMBINATIONS, TEMPLATE, UNSUPPORTED_COMBINATIONS, stack_id
+from cookiecutter.exceptions import UndefinedVariableInTemplate
+from cookiecutter.main import cookiecutter
 from helpers import default_answers, load_hook, parse_env
 
 pre = load_hook("pre_gen_project")
@@ -223,3 +227,22 @@ def test_existing_venv_is_kept(tmp_path, monkeypatch):
 def test_cruft_is_recognised_by_its_commit_answer():
     assert post.rendered_by_cruft({"_commit": "abc"})
     assert not post.rendered_by_cruft(default_answers())
+
+
+def test_prompt_lists_are_the_table_of_stack_facts():
+    """cookiecutter prompts from the lists in cookiecutter.json; the table names the same choices, in order."""
+    prompts = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    assert {key: tuple(prompts[key]) for key in STACK["choices"]} == AXES
+
+
+def test_a_choice_without_its_table_entry_fails_loudly(tmp_path):
+    """A front server added to the prompt list but not to the table stops the bake; nothing treats it as
+    Apache or as none."""
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE, template, ignore=shutil.ignore_patterns(".git", ".tox", "__pycache__"))
+    prompts = json.loads((template / "cookiecutter.json").read_text())
+    prompts["web_server"].append("caddy")
+    (template / "cookiecutter.json").write_text(json.dumps(prompts))
+    with pytest.raises(UndefinedVariableInTemplate, match="caddy|has no attribute"):
+        cookiecutter(str(template), no_input=True, output_dir=str(tmp_path), extra_context={"web_server": "caddy"})
+    assert not (tmp_path / "flask_stack_app").exists()
