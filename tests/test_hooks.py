@@ -3,10 +3,13 @@
 import os
 import shlex
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
-from conftest import default_answers, load_hook
+from conftest import TEMPLATE, default_answers, load_hook
 
 pre = load_hook("pre_gen_project")
 post = load_hook("post_gen_project")
@@ -227,3 +230,88 @@ def test_existing_venv_is_kept(tmp_path, monkeypatch):
 def test_cruft_is_recognised_by_its_commit_answer():
     assert post.rendered_by_cruft({"_commit": "abc"})
     assert not post.rendered_by_cruft(default_answers())
+
+
+def test_rerun_command_leaves_out_values_derived_from_a_refused_answer():
+    """install_dir=/opt/class came from project_slug=class: the new slug must derive a new one."""
+    answers = default_answers(project_slug="class", web_server="none")
+    assert answers["install_dir"] == "/opt/class"
+    derived = pre.derived_values(answers, pre.template_defaults(answers))
+    assert derived["install_dir"] == "/opt/class"
+    assert derived["http_port"] == "8000"
+    words = shlex.split(pre.rerun_command(answers, {"project_slug"}, derived))
+    assert not any(word.startswith(("install_dir=", "http_port=", "project_slug=")) for word in words)
+    assert "project_name=Flask Stack App" in words
+    assert "web_server=none" in words
+
+
+def test_rerun_command_keeps_values_the_user_chose():
+    answers = default_answers(project_slug="class", install_dir="/srv/notes", http_port="8080", web_server="none")
+    derived = pre.derived_values(answers, pre.template_defaults(answers))
+    words = shlex.split(pre.rerun_command(answers, {"project_slug"}, derived))
+    assert "install_dir=/srv/notes" in words
+    assert "http_port=8080" in words
+
+
+def test_rerun_command_keeps_no_input_only_when_given():
+    answers = default_answers(http_port="0")
+    assert shlex.split(pre.rerun_command(answers, {"http_port"}, no_input=True))[2] == "--no-input"
+    assert "--no-input" not in shlex.split(pre.rerun_command(answers, {"http_port"}))
+    text = pre.report(answers, pre.validate(answers), no_input=True)
+    assert "adding http_port=<new value>" in text
+
+
+def test_template_defaults_unreadable_means_nothing_is_derived():
+    assert pre.template_defaults({"_template": "gh:org/missing"}) == {}
+    assert pre.derived_values(default_answers(), {}) == {}
+
+
+def test_parent_argv_is_the_command_line_of_the_hooks_parent():
+    """cookiecutter runs the hook as its child: the hook reads cookiecutter's own arguments."""
+    child = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('pre', {str(pre.__file__)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(module.parent_argv())\n"
+    )
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    result = subprocess.run(
+        [sys.executable, "-c", parent, "gh:org/x", "--no-input"], capture_output=True, text=True, check=True
+    )
+    assert "'gh:org/x', '--no-input'" in result.stdout
+
+
+def cookiecutter_cli(tmp_path, *words):
+    """Run the cookiecutter command line as a user would, in tmp_path."""
+    tmp_path.mkdir(exist_ok=True)
+    program = Path(sys.executable).with_name("cookiecutter")
+    return subprocess.run([str(program), *words], cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def test_pasted_rerun_command_derives_nothing_from_the_refused_answer(tmp_path):
+    """Refused with --no-input, the printed command (plus a new slug) bakes without prompts, nothing at /opt/class."""
+    refused = cookiecutter_cli(tmp_path, str(TEMPLATE), "--no-input", "project_slug=class", "create_venv=no")
+    assert refused.returncode != 0
+    assert list(tmp_path.iterdir()) == []
+    lines = refused.stderr.splitlines()
+    command = shlex.split(lines[lines.index(next(line for line in lines if "adding project_slug=" in line)) + 1])
+    assert command[:3] == ["cookiecutter", str(TEMPLATE), "--no-input"]
+    pasted = cookiecutter_cli(tmp_path, *command[1:], "project_slug=my_notes")
+    assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+    project = tmp_path / "my_notes"
+    assert "/opt/my_notes" in (project / "README.md").read_text()
+    # The same project as asking for my_notes in the first place (secrets and git history aside).
+    direct = cookiecutter_cli(
+        tmp_path / "direct", str(TEMPLATE), "--no-input", "project_slug=my_notes", "create_venv=no"
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert project_files(project) == project_files(tmp_path / "direct" / "my_notes")
+
+
+def project_files(project):
+    """Every file of a baked project but its secrets and git history, as {path: text}."""
+    return {
+        str(path.relative_to(project)): path.read_text()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.parts and path.name != ".env"
+    }
