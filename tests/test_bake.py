@@ -19,7 +19,7 @@ FLASK_TEMPLATES = re.compile(r"/templates/[^/]+\.html$")
 
 def text_files(project):
     for path in sorted(project.rglob("*")):
-        if path.is_file() and ".venv" not in path.parts and "__pycache__" not in path.parts:
+        if path.is_file() and not {".venv", ".git", "__pycache__"} & set(path.parts):
             yield path, path.read_text(encoding="utf-8")
 
 

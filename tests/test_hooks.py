@@ -210,7 +210,8 @@ def test_venv_commands_prefer_uv(monkeypatch):
     monkeypatch.setattr(post.shutil, "which", lambda name: None)
     commands = post.venv_commands("/usr/bin/python3")
     assert commands[0] == ["/usr/bin/python3", "-m", "venv", ".venv"]
-    assert commands[1][-2:] == ["-e", ".[dev]"]
+    assert commands[1][-3:] == ["--require-hashes", "-r", "requirements-dev.txt"]
+    assert commands[2][-3:] == ["--no-deps", "-e", "."]
 
 
 def test_failed_venv_keeps_project_and_says_how_to_retry(tmp_path, monkeypatch, capsys):
@@ -315,3 +316,64 @@ def project_files(project):
         for path in sorted(project.rglob("*"))
         if path.is_file() and ".git" not in path.parts and path.name != ".env"
     }
+
+
+@pytest.fixture
+def no_git_identity(tmp_path, monkeypatch):
+    """A HOME without ~/.gitconfig and no system config: git knows no user."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+
+
+def git(root, *words):
+    return subprocess.run(["git", *words], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_init_git_makes_a_first_commit_by_the_author(tmp_path, no_git_identity):
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "app.py").write_text("x = 1\n")
+    (root / ".gitignore").write_text(".env\n")
+    (root / ".env").write_text("FLASK_SECRET_KEY=secret\n")
+    assert post.init_git(root, default_answers(author_name="Ann O'Neil", author_email="ann@example.com"))
+    assert git(root, "log", "--format=%an <%ae>") == "Ann O'Neil <ann@example.com>"
+    assert git(root, "ls-files").split() == [".gitignore", "app.py"]
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_init_git_leaves_a_project_inside_a_repository_alone(tmp_path):
+    git(tmp_path, "init", "--quiet")
+    root = tmp_path / "shop"
+    root.mkdir()
+    assert post.init_git(root, default_answers()) is False
+    assert not (root / ".git").exists()
+
+
+def test_init_git_without_git_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(post.shutil, "which", lambda name: None)
+    assert post.init_git(tmp_path, default_answers()) is False
+    assert not (tmp_path / ".git").exists()
+
+
+def test_next_steps_say_where_the_project_is_and_what_to_run(tmp_path):
+    text = post.next_steps(tmp_path / "my notes", default_answers(project_slug="shop"), venv_ready=True)
+    assert f"cd '{tmp_path}/my notes'" in text
+    assert ".venv/bin/flask --app shop run --debug" in text
+    assert ".venv/bin/pytest" in text
+    assert "README.md has the deploy steps" in text
+    assert "python3 -m venv" not in text
+    text = post.next_steps(tmp_path, default_answers(), venv_ready=False)
+    assert "python3 -m venv .venv" in text
+
+
+def test_generation_ends_with_next_steps_and_a_committed_repository(tmp_path):
+    """What a user sees at the end of `cookiecutter --no-input`: the next steps, last."""
+    result = cookiecutter_cli(tmp_path, str(TEMPLATE), "--no-input", "project_slug=shop", "create_venv=no")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().splitlines()[-1] == "README.md has the deploy steps for your server."
+    assert f"cd {tmp_path / 'shop'}" in result.stdout
+    assert git(tmp_path / "shop", "status", "--porcelain") == ""
+    assert ".env" not in git(tmp_path / "shop", "ls-files").split()
