@@ -1,0 +1,109 @@
+"""The generated project's everyday tooling: its CI workflow, its pre-commit hooks, its app server run locally."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import bake
+from test_generated_suite import mysql_database, postgresql_database, suite_environment
+
+DATABASES = ("sqlite", "postgresql", "mysql")
+TIMEOUT = 900
+
+
+def run(command, **kwargs):
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False, **kwargs)
+
+
+def workflow(project):
+    return yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_ci_workflow_is_valid(tmp_path, database):
+    """The workflow matches GitHub's schema and zizmor finds nothing (pinned actions, no credentials kept)."""
+    project = bake(tmp_path, database=database)
+    path = project / ".github" / "workflows" / "ci.yml"
+    bin_dir = Path(sys.executable).parent
+    schema = run([str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)])
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    audit = run([str(bin_dir / "zizmor"), "--offline", "--no-progress", str(path)])
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "No findings" in audit.stdout + audit.stderr
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_ci_workflow_serves_its_database(tmp_path, database):
+    """A real service container for PostgreSQL and MariaDB, none for SQLite; DATABASE_URL points at it."""
+    job = workflow(bake(tmp_path, database=database, project_slug="shop"))["jobs"]["test"]
+    images = [service["image"].split(":")[0] for service in job.get("services", {}).values()]
+    assert images == {"sqlite": [], "postgresql": ["postgres"], "mysql": ["mariadb"]}[database]
+    url = job.get("env", {}).get("DATABASE_URL", "")
+    assert url.startswith(
+        {"sqlite": "", "postgresql": "postgresql+psycopg://shop:", "mysql": "mysql+pymysql://shop:"}[database]
+    )
+
+
+def service_credentials(job):
+    """(user, password, database) the workflow's service container is started with."""
+    (service,) = job["services"].values()
+    env = service["env"]
+    prefix = "POSTGRES" if "POSTGRES_USER" in env else "MARIADB"
+    db_key = "POSTGRES_DB" if prefix == "POSTGRES" else "MARIADB_DATABASE"
+    return env[f"{prefix}_USER"], env[f"{prefix}_PASSWORD"], env[db_key]
+
+
+@pytest.fixture
+def python_on_path(tmp_path):
+    """A PATH whose `python` is this test's Python, as actions/setup-python provides one."""
+    bin_dir = tmp_path / "setup-python"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_ci_workflow_steps_pass_against_the_real_database(tmp_path, python_on_path, database):
+    """Every `run:` step of the job, as GitHub runs it (bash -e), against the database the workflow names."""
+    slug = f"ci_{secrets.token_hex(4)}"
+    project = bake(tmp_path, database=database, project_slug=slug)
+    job = workflow(project)["jobs"]["test"]
+    drop = None
+    if database != "sqlite":
+        user, password, name = service_credentials(job)
+        assert user == name == slug
+        make = postgresql_database if database == "postgresql" else mysql_database
+        _, _, drop = make(slug, password)
+    try:
+        env = suite_environment(None) | job.get("env", {}) | {"PATH": python_on_path}
+        steps = [step for step in job["steps"] if "run" in step]
+        assert [step["name"] for step in steps] == ["Install the locked dependencies", "Lint", "Test"]
+        for step in steps:
+            result = run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=project, env=env)
+            assert result.returncode == 0, f"{step['name']}: {result.stdout}{result.stderr}"
+        assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout
+    finally:
+        if drop:
+            drop()
+
+
+def test_pre_commit_runs_ruff_from_the_venv_without_downloads(tmp_path):
+    """`pre-commit run --all-files` passes in a fresh project, and catches a badly formatted file."""
+    pre_commit = str(Path(sys.executable).with_name("pre-commit"))
+    project = bake(tmp_path, create_venv=True, project_slug="shop")
+    assert (project / ".venv" / "bin" / "ruff").exists()
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    clean = run([pre_commit, "run", "--all-files"], cwd=project, env=env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "ruff check" in clean.stdout and "ruff format" in clean.stdout
+    (project / "shop" / "ugly.py").write_text("x = {  'a':1 }\n")
+    subprocess.run(["git", "add", "shop/ugly.py"], cwd=project, check=True)
+    dirty = run([pre_commit, "run", "--all-files"], cwd=project, env=env)
+    assert dirty.returncode != 0
+    assert "1 file would be reformatted" in dirty.stdout
+    # The hooks installed nothing: no environment of their own was made.
+    assert not list((tmp_path / "pre-commit-home").glob("repo*"))
