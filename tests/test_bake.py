@@ -37,9 +37,9 @@ def layout_problems(path, text):
     return problems
 
 
-def ruff(project):
+def ruff(project, *command):
     return subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "--quiet", str(project)],
+        [sys.executable, "-m", "ruff", *(command or ("check", "--no-cache", "--quiet")), str(project)],
         capture_output=True,
         text=True,
         check=False,
@@ -59,6 +59,9 @@ def test_supported_combination_bakes_clean(tmp_path, answers):
             assert not JINJA_LEFTOVER.search(text), f"{relative}: unrendered template tag"
         assert not layout_problems(path, text), f"{relative}: {layout_problems(path, text)}"
     result = ruff(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The project's CI and pre-commit hooks check the format too.
+    result = ruff(project, "format", "--check", "--no-cache", "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

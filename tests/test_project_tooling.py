@@ -2,12 +2,17 @@
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from combinations import stack_id
 from conftest import bake
 from test_generated_suite import mysql_database, postgresql_database, suite_environment
 
@@ -107,3 +112,65 @@ def test_pre_commit_runs_ruff_from_the_venv_without_downloads(tmp_path):
     assert "1 file would be reformatted" in dirty.stdout
     # The hooks installed nothing: no environment of their own was made.
     assert not list((tmp_path / "pre-commit-home").glob("repo*"))
+
+
+LOCAL_STACKS = [
+    {"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd", "url_prefix": "/shop"},
+    {"wsgi_server": "gunicorn", "web_server": "none", "process_manager": "supervisord"},
+    {"wsgi_server": "uwsgi", "web_server": "nginx", "process_manager": "systemd"},
+    {"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord", "url_prefix": "/shop"},
+]
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url):
+    """(status, body) of a GET, or None while nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("answers", LOCAL_STACKS, ids=stack_id)
+def test_app_server_serves_locally_with_the_production_config(tmp_path, answers):
+    """deploy/<server>/serve_locally.py: the production config, on 127.0.0.1, answers 200 under its prefix."""
+    project = bake(tmp_path, create_venv=True, project_slug="shop", project_name="Shop <&> Co", **answers)
+    venv = project / ".venv" / "bin"
+    pip = [str(venv / "pip")] if (venv / "pip").exists() else ["uv", "pip", "--python", str(venv / "python")]
+    installed = run([*pip, "install", "--require-hashes", "-r", "requirements.txt"], cwd=project)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    port = free_port()
+    script = project / "deploy" / answers["wsgi_server"] / "serve_locally.py"
+    env = suite_environment(None)
+    with subprocess.Popen(
+        [str(venv / "python"), str(script), str(port)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as server:
+        try:
+            prefix = answers.get("url_prefix", "")
+            deadline = time.monotonic() + 120
+            while (answer := get(f"http://127.0.0.1:{port}{prefix}/")) is None and time.monotonic() < deadline:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.5)
+            assert answer is not None, "the app server did not answer"
+            status, body = answer
+            assert status == 200, body
+            assert "Shop &lt;&amp;&gt; Co" in body
+            assert get(f"http://127.0.0.1:{port}{prefix}/health") == (200, '{"database":"ok","status":"ok"}\n')
+        finally:
+            server.terminate()
+            output = server.communicate(timeout=60)[0]
+    marker = "gunicorn --config" if answers["wsgi_server"] == "gunicorn" else "uwsgi --ini"
+    assert marker in output
