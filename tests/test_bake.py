@@ -10,6 +10,7 @@ import pytest
 from combinations import ROOTLESS_COMBINATIONS, SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
 from conftest import TEMPLATE, bake, default_answers, load_hook, require_tool
 from cookiecutter.exceptions import FailedHookException
+from jinja2 import Environment, nodes
 
 post = load_hook("post_gen_project")
 JINJA_LEFTOVER = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
@@ -129,6 +130,28 @@ def test_readme_shell_steps_pass_shellcheck(tmp_path, answers):
         [shellcheck, "--exclude=SC2164,SC1091", str(script)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+def if_depth(node, depth=0):
+    """How deep {% if %} blocks nest below node; an elif is the same level as its if."""
+    elifs = {id(branch) for branch in getattr(node, "elif_", ())}
+    deepest = depth
+    for child in node.iter_child_nodes():
+        inner = depth + 1 if isinstance(child, nodes.If) and id(child) not in elifs else depth
+        deepest = max(deepest, if_depth(child, inner))
+    return deepest
+
+
+def test_readme_sections_nest_no_if():
+    """Each README include reads as Markdown: no {% if %} inside another (a choice includes its own file instead)."""
+    sources = [
+        TEMPLATE / "{{cookiecutter.project_slug}}" / "README.md",
+        *(TEMPLATE / "templates" / "readme").rglob("*.md"),
+    ]
+    parse = Environment(trim_blocks=True, lstrip_blocks=True).parse
+    depths = {path.relative_to(TEMPLATE).as_posix(): if_depth(parse(path.read_text())) for path in sources}
+    assert len(depths) > 1
+    assert {name: depth for name, depth in depths.items() if depth > 1} == {}
 
 
 TRICKY_NAMES = [
