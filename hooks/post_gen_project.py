@@ -87,7 +87,8 @@ def venv_commands(python=sys.executable):
     """The commands that create .venv and install the project for development from its lock file."""
     if shutil.which("uv"):
         pip = ["uv", "pip", "install", "--quiet", "--python", ".venv/bin/python"]
-        create = ["uv", "venv", "--quiet", "--python", python, ".venv"]
+        # --seed: pip too, for the README's .venv/bin/pip commands.
+        create = ["uv", "venv", "--quiet", "--seed", "--python", python, ".venv"]
     else:
         pip = [".venv/bin/python", "-m", "pip", "install", "--quiet"]
         create = [python, "-m", "venv", ".venv"]

@@ -1,6 +1,7 @@
 """A fresh Debian 12 with only the distribution's Python: a cached debootstrap rootfs, a throw-away overlay per use."""
 
 import contextlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,8 @@ MIRROR = "http://deb.debian.org/debian"
 # The README's prerequisites: the distribution's Python and pipx; git for the first commit; what uWSGI builds with.
 PACKAGES = ("python3", "pipx", "git", "ca-certificates", "gcc", "libc6-dev", "python3-dev")
 STAMP = ROOTFS / ".flask-stack-packages"
+# How this machine reaches the package index (its proxy, the certificate bundle pip must use): passed through.
+NETWORK_SETTINGS = ("PIP_CERT", "PIP_DEFAULT_TIMEOUT", "SSL_CERT_FILE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 
 
 def build_rootfs():
@@ -44,8 +47,10 @@ def debian_chroot(work):
         mounts.append(merged / "proc")
         subprocess.run(["mount", "--rbind", "/dev", str(merged / "dev")], check=True)
         mounts.append(merged / "dev")
-        # Name lookups for the package index go through the machine's resolver.
+        # The package index is reached as from this machine: its resolver, and the certificate
+        # authorities it trusts (a proxy in between may sign with its own).
         shutil.copy("/etc/resolv.conf", merged / "etc" / "resolv.conf")
+        shutil.copy("/etc/ssl/certs/ca-certificates.crt", merged / "etc" / "ssl" / "certs" / "ca-certificates.crt")
         yield merged
     finally:
         for mount in reversed(mounts):
@@ -55,6 +60,7 @@ def debian_chroot(work):
 def run_in(root, script, timeout):
     """Run a shell script as root in the chroot, with a clean login-like environment."""
     env = ["env", "-i", "HOME=/root", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C.UTF-8"]
+    env += [f"{name}={os.environ[name]}" for name in NETWORK_SETTINGS if name in os.environ]
     return subprocess.run(
         ["chroot", str(root), *env, "sh", "-c", script], capture_output=True, text=True, timeout=timeout, check=False
     )

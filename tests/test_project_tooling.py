@@ -1,6 +1,7 @@
 """The generated project's everyday tooling: its CI workflow, its pre-commit hooks, its app server run locally."""
 
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -122,6 +123,10 @@ LOCAL_STACKS = [
 ]
 
 
+def readme_blocks(project):
+    return re.findall(r"```sh\n(.*?)```", (project / "README.md").read_text(), re.DOTALL)
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -141,17 +146,14 @@ def get(url):
 
 @pytest.mark.parametrize("answers", LOCAL_STACKS, ids=stack_id)
 def test_app_server_serves_locally_with_the_production_config(tmp_path, answers):
-    """deploy/<server>/serve_locally.py: the production config, on 127.0.0.1, answers 200 under its prefix."""
+    """The README's "Run it as production does" line: the production config, on 127.0.0.1, answers 200."""
     project = bake(tmp_path, create_venv=True, project_slug="shop", project_name="Shop <&> Co", **answers)
-    venv = project / ".venv" / "bin"
-    pip = [str(venv / "pip")] if (venv / "pip").exists() else ["uv", "pip", "--python", str(venv / "python")]
-    installed = run([*pip, "install", "--require-hashes", "-r", "requirements.txt"], cwd=project)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
+    (command,) = [block for block in readme_blocks(project) if "serve_locally.py" in block]
     port = free_port()
-    script = project / "deploy" / answers["wsgi_server"] / "serve_locally.py"
     env = suite_environment(None)
+    # The README's line as printed, with a free port as the script's argument.
     with subprocess.Popen(
-        [str(venv / "python"), str(script), str(port)],
+        ["bash", "-c", f"{command.strip()} {port}"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -174,3 +176,14 @@ def test_app_server_serves_locally_with_the_production_config(tmp_path, answers)
             output = server.communicate(timeout=60)[0]
     marker = "gunicorn --config" if answers["wsgi_server"] == "gunicorn" else "uwsgi --ini"
     assert marker in output
+
+
+def test_firewall_step_allows_ssh_by_port_and_stops_at_the_first_failure(tmp_path):
+    """ufw enable never runs after a failed allow, and SSH needs no OpenSSH profile."""
+    project = bake(tmp_path, os_family="debian", web_server="nginx")
+    (block,) = [block for block in readme_blocks(project) if "ufw enable" in block]
+    lines = [line.strip() for line in block.strip().splitlines()]
+    assert lines == ["ufw allow 22/tcp &&", "ufw allow 80/tcp &&", "ufw enable"]
+    failing = run(["bash", "-c", block.replace("ufw allow 80/tcp", "false").replace("ufw", "echo ufw")])
+    assert failing.returncode != 0
+    assert "ufw enable" not in failing.stdout
