@@ -29,7 +29,18 @@ from types import ModuleType
 
 import pytest
 from combinations import SUPPORTED_COMBINATIONS, stack_id
-from conftest import bake, require_tool
+from helpers import (
+    Client,
+    Unit,
+    bake,
+    program_section,
+    read_env_file,
+    read_response,
+    render_problems,
+    require_tool,
+    unavailable,
+    wait_for,
+)
 
 # What the design fixes (docs/design.md, "Timeouts and limits").
 APP_TIMEOUT = 30
@@ -109,29 +120,14 @@ class Project:
             "apache": "www-data" if answers["os_family"] == "debian" else "apache",
         }[answers["web_server"]]
         self.prefix = answers.get("url_prefix", "/").rstrip("/")
+        self.gunicorn_conf = self.file("deploy/gunicorn/gunicorn.conf.py")
+        self.uwsgi_ini = self.file("deploy/uwsgi/{slug}.ini")
+        self.unit = self.file("deploy/systemd/{slug}.service")
+        self.program = self.file("deploy/supervisord/{slug}.conf")
+        self.tmpfiles = self.file("deploy/tmpfiles/{slug}.conf")
 
     def file(self, relative):
         return self.path / relative.format(slug=self.slug)
-
-    @property
-    def gunicorn_conf(self):
-        return self.file("deploy/gunicorn/gunicorn.conf.py")
-
-    @property
-    def uwsgi_ini(self):
-        return self.file("deploy/uwsgi/{slug}.ini")
-
-    @property
-    def unit(self):
-        return self.file("deploy/systemd/{slug}.service")
-
-    @property
-    def program(self):
-        return self.file("deploy/supervisord/{slug}.conf")
-
-    @property
-    def tmpfiles(self):
-        return self.file("deploy/tmpfiles/{slug}.conf")
 
     def owned_files(self):
         """This module's files that the stack keeps."""
@@ -147,12 +143,7 @@ class Project:
 
     def environment(self):
         """The production settings the post-generation hook wrote, as EnvironmentFile= passes them."""
-        pairs = (
-            line.split("=", 1)
-            for line in (self.path / ".env").read_text().splitlines()
-            if line and not line.startswith("#")
-        )
-        return dict(pairs)
+        return read_env_file(self.path / ".env")
 
 
 def make_root(parent, cleanup):
@@ -161,7 +152,7 @@ def make_root(parent, cleanup):
     try:
         root.mkdir(mode=0o755)
     except PermissionError:
-        pytest.skip(f"these tests bake into {parent}, which needs root (as in CI)")
+        unavailable(f"these tests bake into {parent}, which needs root (as in CI)")
     cleanup.append(root)
     return root
 
@@ -175,16 +166,22 @@ def roots():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def bake_stack(root, answers, slug):
-    """Bake answers with install_dir = the project's own directory."""
-    output = root / f"{len(list(root.iterdir())):03d}"
-    path = bake(output, project_slug=slug, install_dir=str(output / slug), **answers)
-    assert path == output / slug
+def bake_stack(cookies, root, answers, slug):
+    """Bake answers with install_dir = the project's own directory, a fresh one under root.
+
+    cookies bakes below pytest's temporary directory, which is no install_dir (pre-gen refuses /tmp),
+    so the project moves to its install_dir once baked.
+    """
+    path = root / f"{len(list(root.iterdir())):03d}" / slug
+    baked_path = bake(cookies, project_slug=slug, install_dir=str(path), **answers)
+    assert baked_path.name == slug
+    path.parent.mkdir()
+    shutil.move(baked_path, path)
     return Project(path, answers)
 
 
 @pytest.fixture(scope="session")
-def baked(roots):
+def baked(roots, cookies_session):
     """bake(answers) once per stack in this session, then make what the install steps make and the
     checks need: ExecStart's program (as /bin/true) and supervisord's log directory."""
     slug = f"fst_{secrets.token_hex(3)}"
@@ -194,7 +191,7 @@ def baked(roots):
     def get(answers):
         key = app_id(answers)
         if key not in projects:
-            project = bake_stack(roots[bool(answers.get("rootless"))], answers, slug)
+            project = bake_stack(cookies_session, roots[bool(answers.get("rootless"))], answers, slug)
             (project.path / ".venv" / "bin").mkdir(parents=True)
             (project.path / ".venv" / "bin" / answers["wsgi_server"]).symlink_to("/bin/true")
             logs = project.path / "var" / "log" if answers.get("rootless") else system_logs
@@ -207,20 +204,6 @@ def baked(roots):
 
 
 # --- readers --------------------------------------------------------------------------------------
-
-
-def unit_settings(path):
-    """{(section, key): value} of a systemd unit file (the last value wins, as for these keys)."""
-    settings, section = {}, None
-    for line in path.read_text().splitlines():
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, _, value = line.partition("=")
-        settings[(section, key)] = value
-    return settings
 
 
 def uwsgi_settings(path):
@@ -294,10 +277,8 @@ def test_rendered_files_are_clean(baked, answers):
     assert project.owned_files()
     for path in project.owned_files():
         text = path.read_text()
-        assert "{{" not in text and "{%" not in text, path
-        assert "\n\n\n" not in text and not text.startswith("\n") and text.endswith("\n"), path
-        assert not text.endswith("\n\n"), path
-        assert not [line for line in text.splitlines() if line != line.rstrip()], path
+        assert render_problems(path, text) == [], path
+        assert "\n\n\n" not in text, path  # gunicorn.conf.py too: it has no functions to space out
 
 
 # --- gunicorn -------------------------------------------------------------------------------------
@@ -419,8 +400,8 @@ def test_systemd_unit_is_hardened(baked, answers):
 def test_systemd_unit_settings(baked, answers):
     """User, group, directories, environment file, the command line, and a graceful stop."""
     project = baked(answers)
-    unit = unit_settings(project.unit)
-    service = {key: value for (section, key), value in unit.items() if section == "Service"}
+    unit = Unit(project.unit)
+    service = unit.section("Service")
     assert service["Type"] == "notify"
     assert service["User"] == project.slug
     assert service["Group"] == (project.front_group if project.socket else project.slug)
@@ -431,8 +412,8 @@ def test_systemd_unit_settings(baked, answers):
     assert service["KillMode"] == "mixed" and service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) == STOP_TIMEOUT
     assert service["Restart"] == "on-failure"
-    assert unit[("Unit", "StartLimitBurst")] and unit[("Unit", "StartLimitIntervalSec")]
-    assert unit[("Install", "WantedBy")] == "multi-user.target"
+    assert unit.get("StartLimitBurst", section="Unit") and unit.get("StartLimitIntervalSec", section="Unit")
+    assert unit.get("WantedBy", section="Install") == "multi-user.target"
     if project.socket:
         assert (service["RuntimeDirectory"], service["RuntimeDirectoryMode"]) == (project.slug, "0750")
     else:
@@ -504,9 +485,9 @@ def test_stop_signal_pairing(baked, answers):
         require_tool("gunicorn", "loads gunicorn.conf.py through gunicorn's own settings")
         graceful = gunicorn_settings(project.gunicorn_conf).graceful_timeout
     if answers["process_manager"] == "systemd":
-        unit = unit_settings(project.unit)
-        assert unit[("Service", "KillSignal")] == "SIGTERM"
-        assert graceful + 5 <= int(unit[("Service", "TimeoutStopSec")])
+        unit = Unit(project.unit)
+        assert unit.get("KillSignal") == "SIGTERM"
+        assert graceful + 5 <= int(unit.get("TimeoutStopSec"))
     else:
         program = supervisord_settings(project.program)
         assert program["stopsignal"] == signal.SIGTERM
@@ -594,17 +575,12 @@ def free_port():
 
 
 def http_get(address, path):
-    """GET path over HTTP from a unix socket path or a (host, port) pair; return (status, body)."""
-    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-    with socket.socket(family) as client:
-        client.settimeout(10)
-        client.connect(address)
-        client.sendall(f"GET {path} HTTP/1.0\r\nHost: {DOMAIN}\r\n\r\n".encode())
-        return read_response(client)
+    """GET path over HTTP from a unix socket path or a (host, port) pair."""
+    return Client(address, DOMAIN, timeout=10).get(path)
 
 
 def uwsgi_get(address, path):
-    """GET path in the uwsgi protocol, as nginx's uwsgi_pass sends it; return (status, body)."""
+    """GET path in the uwsgi protocol, as nginx's uwsgi_pass sends it."""
     variables = {
         "REQUEST_METHOD": "GET",
         "REQUEST_URI": path,
@@ -629,32 +605,22 @@ def uwsgi_get(address, path):
         return read_response(client)
 
 
-def read_response(client):
-    chunks = []
-    while chunk := client.recv(65536):
-        chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
-
-
 def start_command(project):
     """The command line and directory from the generated unit or program, exactly as written."""
     if project.answers["process_manager"] == "systemd":
-        unit = unit_settings(project.unit)
-        return shlex.split(unit[("Service", "ExecStart")]), unit[("Service", "WorkingDirectory")]
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(project.program)
-    program = parser[f"program:{project.slug}"]
+        unit = Unit(project.unit)
+        return shlex.split(unit.get("ExecStart")), unit.get("WorkingDirectory")
+    _name, program = program_section(project.program)
     return shlex.split(program["command"]), program["directory"]
 
 
 @pytest.mark.parametrize("answers", RUN_STACKS, ids=app_id)
-def test_app_server_serves_and_stops(roots, server_venv, answers, tmp_path):
+def test_app_server_serves_and_stops(cookies, roots, server_venv, answers, tmp_path):
     """The command line from the unit or program starts the app server on the generated config, serves
     the app (under its sub-path), and stops on TERM well within the stop timeout, workers included."""
     slug = f"fst_{secrets.token_hex(3)}"
     port = free_port() if answers["web_server"] == "none" else "80"
-    project = bake_stack(roots[bool(answers.get("rootless"))], dict(answers, http_port=port), slug)
+    project = bake_stack(cookies, roots[bool(answers.get("rootless"))], dict(answers, http_port=port), slug)
     (project.path / ".venv").symlink_to(server_venv)
     command, directory = start_command(project)
     environment = {**os.environ, **project.environment()}
@@ -681,9 +647,9 @@ def test_app_server_serves_and_stops(roots, server_venv, answers, tmp_path):
     try:
         address = project.socket or ("127.0.0.1", int(port))
         get = uwsgi_get if answers["web_server"] == "nginx" and answers["wsgi_server"] == "uwsgi" else http_get
-        status, body = wait_for_answer(server, get, address, f"{project.prefix}/", log)
-        assert status == 200, body
-        assert f'href="{project.prefix}/static/' in body  # url_for() keeps the mount point
+        response = wait_for_answer(server, get, address, f"{project.prefix}/", log)
+        assert response.status == 200, response.text
+        assert f'href="{project.prefix}/static/' in response.text  # url_for() keeps the mount point
         if project.socket:
             mode = stat.S_IMODE(os.stat(project.socket).st_mode)
             assert mode & 0o060 == 0o060 and mode & 0o007 == 0, oct(mode)
@@ -704,25 +670,29 @@ def test_app_server_serves_and_stops(roots, server_venv, answers, tmp_path):
 
 def wait_for_answer(server, get, address, path, log, timeout=60):
     """Poll until the app server answers path; fail with its log if it exits or never answers."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answer():
         if server.poll() is not None:
             pytest.fail(f"the app server exited with {server.returncode}:\n{log.read_text()}")
         try:
             return get(address, path)
         except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer on {address} within {timeout} s:\n{log.read_text()}")
-            time.sleep(0.2)
+            return None
+
+    response = wait_for(answer, timeout, interval=0.2)
+    if response is None:
+        pytest.fail(f"no answer on {address} within {timeout} s:\n{log.read_text()}")
+    return response
+
+
+def process_group_gone(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def process_group_alive(pgid, wait=5):
     """Whether any process of the group is left after a short grace period."""
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        time.sleep(0.1)
-    return True
+    return not wait_for(lambda: process_group_gone(pgid), wait)

@@ -8,34 +8,23 @@ import tomllib
 
 import pytest
 from combinations import ROOTLESS_COMBINATIONS, SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
-from conftest import TEMPLATE, bake, default_answers, load_hook, require_tool
 from cookiecutter.exceptions import FailedHookException
+from helpers import TEMPLATE, bake, default_answers, load_hook, read_env_file, render_problems, require_tool
 from jinja2 import Environment, nodes
 
 post = load_hook("post_gen_project")
-JINJA_LEFTOVER = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
-# Flask's own page templates are copied unrendered and are Jinja on purpose.
-FLASK_TEMPLATES = re.compile(r"/templates/[^/]+\.html$")
+
+
+def nothing_baked(tmp_path):
+    """Only the empty output folder that cookies made for the refused bake is left."""
+    left = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*"))
+    return left == ["cookies", "cookies/bake00"]
 
 
 def text_files(project):
     for path in sorted(project.rglob("*")):
         if path.is_file() and not {".venv", ".git", "__pycache__"} & set(path.parts):
             yield path, path.read_text(encoding="utf-8")
-
-
-def layout_problems(path, text):
-    """Stray whitespace a Jinja block would leave behind."""
-    problems = []
-    if text.startswith("\n"):
-        problems.append("starts with a blank line")
-    if path.suffix not in (".py", ".mako") and "\n\n\n" in text:
-        problems.append("has two blank lines in a row")
-    if re.search(r"[ \t]+$", text, re.MULTILINE):
-        problems.append("has trailing whitespace")
-    if text and not text.endswith("\n"):
-        problems.append("does not end with a newline")
-    return problems
 
 
 def ruff(project, *command):
@@ -48,17 +37,14 @@ def ruff(project, *command):
 
 
 @pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS + ROOTLESS_COMBINATIONS, ids=stack_id)
-def test_supported_combination_bakes_clean(tmp_path, answers):
+def test_supported_combination_bakes_clean(cookies, answers):
     """Every stack renders, keeps only its own deploy folders, and leaves no Jinja behind."""
-    project = bake(tmp_path, **answers)
+    project = bake(cookies, **answers)
     unused = post.unused_paths(default_answers(**answers))
     for folder in ("gunicorn", "uwsgi", "nginx", "apache", "systemd", "supervisord", "tmpfiles"):
         assert (project / "deploy" / folder).exists() == (f"deploy/{folder}" not in unused), folder
     for path, text in text_files(project):
-        relative = path.relative_to(project)
-        if not FLASK_TEMPLATES.search(str(path)):
-            assert not JINJA_LEFTOVER.search(text), f"{relative}: unrendered template tag"
-        assert not layout_problems(path, text), f"{relative}: {layout_problems(path, text)}"
+        assert render_problems(path, text) == [], path.relative_to(project)
     result = ruff(project)
     assert result.returncode == 0, result.stdout + result.stderr
     # The project's CI and pre-commit hooks check the format too.
@@ -67,9 +53,9 @@ def test_supported_combination_bakes_clean(tmp_path, answers):
 
 
 @pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS[::7], ids=stack_id)
-def test_config_files_parse(tmp_path, answers):
+def test_config_files_parse(cookies, answers):
     """pyproject.toml is TOML; ini-style deploy files parse as ini."""
-    project = bake(tmp_path, **answers)
+    project = bake(cookies, **answers)
     tomllib.loads((project / "pyproject.toml").read_text())
     for pattern in ("deploy/uwsgi/*.ini", "deploy/supervisord/*.conf", "deploy/systemd/*.service"):
         for path in project.glob(pattern):
@@ -79,10 +65,10 @@ def test_config_files_parse(tmp_path, answers):
 
 
 @pytest.mark.parametrize("answers", UNSUPPORTED_COMBINATIONS, ids=stack_id)
-def test_unsupported_combination_is_refused_and_leaves_nothing(tmp_path, capfd, answers):
+def test_unsupported_combination_is_refused_and_leaves_nothing(cookies, tmp_path, capfd, answers):
     with pytest.raises(FailedHookException):
-        bake(tmp_path, **answers)
-    assert list(tmp_path.iterdir()) == []
+        bake(cookies, **answers)
+    assert nothing_baked(tmp_path)
     err = capfd.readouterr().err
     assert "cannot generate this project" in err
     assert "wsgi_server=gunicorn or uwsgi" in err
@@ -99,10 +85,10 @@ def test_unsupported_combination_is_refused_and_leaves_nothing(tmp_path, capfd, 
         ("project_name", "a\tb"),
     ],
 )
-def test_bad_value_is_refused_and_leaves_nothing(tmp_path, capfd, key, value):
+def test_bad_value_is_refused_and_leaves_nothing(cookies, tmp_path, capfd, key, value):
     with pytest.raises(FailedHookException):
-        bake(tmp_path, **{key: value})
-    assert list(tmp_path.iterdir()) == []
+        bake(cookies, **{key: value})
+    assert nothing_baked(tmp_path)
     assert f"{key}=" in capfd.readouterr().err
 
 
@@ -117,10 +103,10 @@ ROOTLESS = {
 
 
 @pytest.mark.parametrize("answers", [*SUPPORTED_COMBINATIONS[::4], ROOTLESS], ids=stack_id)
-def test_readme_shell_steps_pass_shellcheck(tmp_path, answers):
+def test_readme_shell_steps_pass_shellcheck(cookies, tmp_path, answers):
     """The deploy steps a user pastes from the README are sound shell (quoting, heredocs, variables)."""
     shellcheck = require_tool("shellcheck", "checks the README's shell steps")
-    project = bake(tmp_path, **answers)
+    project = bake(cookies, **answers)
     blocks = re.findall(r"```sh\n(.*?)```", (project / "README.md").read_text(), re.DOTALL)
     assert blocks
     script = tmp_path / "steps.sh"
@@ -175,11 +161,11 @@ TRICKY_NAMES = [
     ],
     ids=stack_id,
 )
-def test_tricky_text_renders_valid_files_with_the_value_intact(tmp_path, name, stack):
+def test_tricky_text_renders_valid_files_with_the_value_intact(cookies, tmp_path, name, stack):
     """A name or description with quotes, backslashes, braces, shell or Python code stays
     data: the project is valid, the value is unchanged, and nothing in it ran."""
     marker = tmp_path.parent / "flask-stack-pwned"
-    project = bake(tmp_path, project_name=name, project_slug="tricky", description=name, author_name=name, **stack)
+    project = bake(cookies, project_name=name, project_slug="tricky", description=name, author_name=name, **stack)
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert metadata["description"] == name
     assert metadata["authors"][0]["name"] == name
@@ -189,24 +175,21 @@ def test_tricky_text_renders_valid_files_with_the_value_intact(tmp_path, name, s
         compile(path.read_text(), str(path), "exec")
     assert not marker.exists()
     assert not (tmp_path / "flask-stack-pwned").exists()
+    assert not (project.parent / "flask-stack-pwned").exists()
 
 
-def test_slug_is_derived_from_a_non_ascii_name(tmp_path):
-    project = bake(tmp_path, project_name="Café Déjà Vu")
+def test_slug_is_derived_from_a_non_ascii_name(cookies):
+    project = bake(cookies, project_name="Café Déjà Vu")
     assert project.name == "cafe_deja_vu"
     assert (project / "cafe_deja_vu" / "__init__.py").exists()
 
 
-def env_of(project):
-    lines = (project / ".env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-
-
-def test_each_bake_gets_its_own_secrets(tmp_path):
-    first = bake(tmp_path / "a", database="postgresql")
-    second = bake(tmp_path / "b", database="postgresql")
-    assert env_of(first)["FLASK_SECRET_KEY"] != env_of(second)["FLASK_SECRET_KEY"]
-    assert env_of(first)["DB_PASSWORD"] != env_of(second)["DB_PASSWORD"]
+def test_each_bake_gets_its_own_secrets(cookies):
+    first = bake(cookies, database="postgresql")
+    second = bake(cookies, database="postgresql")
+    first_env, second_env = read_env_file(first / ".env"), read_env_file(second / ".env")
+    assert first_env["FLASK_SECRET_KEY"] != second_env["FLASK_SECRET_KEY"]
+    assert first_env["DB_PASSWORD"] != second_env["DB_PASSWORD"]
     assert (first / ".env").stat().st_mode & 0o777 == 0o600
     assert ".env" in (first / ".gitignore").read_text().split()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from combinations import stack_id
-from conftest import IN_CI, bake, require_tool
+from helpers import bake, require_tool, unavailable
 
 # One supported front server, process manager and OS per pair, varied so that the nine
 # bakes also cover ProxyFix on and off, wsgi.py with and without python-dotenv, both OSes.
@@ -33,13 +33,6 @@ PROJECT_NAME = 'Café "Q" {x} O\'Neil\\'
 # The baked suite starts clean: none of the caller's settings leak into it.
 UNSET = ("DATABASE_URL", "PYTEST_ADDOPTS", "PYTHONPATH", "VIRTUAL_ENV")
 TIMEOUT = 600
-
-
-def unavailable(message):
-    """Skip when a database server is missing; under CI that is a failure."""
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def run(command, **kwargs):
@@ -142,10 +135,10 @@ def suite_environment(database_url):
     ],
     indirect=["database"],
 )
-def test_generated_suite_passes(tmp_path, uv_on_path, answers, database):
+def test_generated_suite_passes(cookies, tmp_path, uv_on_path, answers, database):
     """The baked project installs, lints clean and passes its own tests on its database."""
     slug = f"app_{answers['wsgi_server']}_{answers['database']}"
-    project = bake(tmp_path, create_venv=True, project_name=PROJECT_NAME, project_slug=slug, **answers)
+    project = bake(cookies, create_venv=True, project_name=PROJECT_NAME, project_slug=slug, **answers)
     python = project / ".venv" / "bin" / "python"
     assert python.exists(), f"the post-generation hook did not create {python}"
     env = suite_environment(database[0] if database else None)

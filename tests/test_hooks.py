@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
-from conftest import TEMPLATE, default_answers, load_hook
+from helpers import TEMPLATE, default_answers, load_hook, parse_env
 
 pre = load_hook("pre_gen_project")
 post = load_hook("post_gen_project")
@@ -168,10 +168,6 @@ def test_remove_paths_deletes_files_and_folders(tmp_path):
     post.remove_paths(tmp_path, ["deploy/uwsgi", "missing"])
     assert not (tmp_path / "deploy" / "uwsgi").exists()
     assert (tmp_path / "keep.txt").exists()
-
-
-def parse_env(text):
-    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
 
 
 @pytest.mark.parametrize("database", ["postgresql", "mysql"])

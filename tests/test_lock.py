@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TEMPLATE, bake, require_tool
+from helpers import TEMPLATE, bake, require_tool
 
 LOCKS = TEMPLATE / "templates" / "lock"
 FRONT = {"gunicorn": "nginx", "uwsgi": "nginx", "mod_wsgi": "apache"}
@@ -24,9 +24,9 @@ def pinned(text):
 
 
 @pytest.mark.parametrize(("wsgi", "database"), CASES, ids=[f"{w}-{d}" for w, d in CASES])
-def test_lock_files_agree_with_each_other(tmp_path, wsgi, database):
+def test_lock_files_agree_with_each_other(cookies, wsgi, database):
     """requirements-dev.txt keeps requirements.txt's versions: the tests run what the server runs."""
-    project = bake(tmp_path, wsgi_server=wsgi, web_server=FRONT[wsgi], database=database)
+    project = bake(cookies, wsgi_server=wsgi, web_server=FRONT[wsgi], database=database)
     server, dev = (
         pinned((project / "requirements.txt").read_text()),
         pinned((project / "requirements-dev.txt").read_text()),
@@ -42,11 +42,11 @@ def test_lock_files_agree_with_each_other(tmp_path, wsgi, database):
 
 
 @pytest.mark.parametrize(("wsgi", "database"), CASES, ids=[f"{w}-{d}" for w, d in CASES])
-def test_server_lock_installs_with_hashes(tmp_path, wsgi, database):
+def test_server_lock_installs_with_hashes(cookies, tmp_path, wsgi, database):
     """The deploy step: the locked versions, hash-checked, then the project without resolving again."""
     if wsgi == "mod_wsgi":
         require_tool("apxs", "mod_wsgi builds against Apache's development files")
-    project = bake(tmp_path, wsgi_server=wsgi, web_server=FRONT[wsgi], database=database, project_slug="shop")
+    project = bake(cookies, wsgi_server=wsgi, web_server=FRONT[wsgi], database=database, project_slug="shop")
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     pip = [str(tmp_path / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
     for command in (

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from combinations import stack_id
-from conftest import bake
+from helpers import bake
 from test_generated_suite import mysql_database, postgresql_database, suite_environment
 
 DATABASES = ("sqlite", "postgresql", "mysql")
@@ -30,9 +30,9 @@ def workflow(project):
 
 
 @pytest.mark.parametrize("database", DATABASES)
-def test_ci_workflow_is_valid(tmp_path, database):
+def test_ci_workflow_is_valid(cookies, database):
     """The workflow matches GitHub's schema and zizmor finds nothing (pinned actions, no credentials kept)."""
-    project = bake(tmp_path, database=database)
+    project = bake(cookies, database=database)
     path = project / ".github" / "workflows" / "ci.yml"
     bin_dir = Path(sys.executable).parent
     schema = run([str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)])
@@ -43,9 +43,9 @@ def test_ci_workflow_is_valid(tmp_path, database):
 
 
 @pytest.mark.parametrize("database", DATABASES)
-def test_ci_workflow_serves_its_database(tmp_path, database):
+def test_ci_workflow_serves_its_database(cookies, database):
     """A real service container for PostgreSQL and MariaDB, none for SQLite; DATABASE_URL points at it."""
-    job = workflow(bake(tmp_path, database=database, project_slug="shop"))["jobs"]["test"]
+    job = workflow(bake(cookies, database=database, project_slug="shop"))["jobs"]["test"]
     images = [service["image"].split(":")[0] for service in job.get("services", {}).values()]
     assert images == {"sqlite": [], "postgresql": ["postgres"], "mysql": ["mariadb"]}[database]
     url = job.get("env", {}).get("DATABASE_URL", "")
@@ -73,10 +73,10 @@ def python_on_path(tmp_path):
 
 
 @pytest.mark.parametrize("database", DATABASES)
-def test_ci_workflow_steps_pass_against_the_real_database(tmp_path, python_on_path, database):
+def test_ci_workflow_steps_pass_against_the_real_database(cookies, python_on_path, database):
     """Every `run:` step of the job, as GitHub runs it (bash -e), against the database the workflow names."""
     slug = f"ci_{secrets.token_hex(4)}"
-    project = bake(tmp_path, database=database, project_slug=slug)
+    project = bake(cookies, database=database, project_slug=slug)
     job = workflow(project)["jobs"]["test"]
     drop = None
     if database != "sqlite":
@@ -97,10 +97,10 @@ def test_ci_workflow_steps_pass_against_the_real_database(tmp_path, python_on_pa
             drop()
 
 
-def test_pre_commit_runs_ruff_from_the_venv_without_downloads(tmp_path):
+def test_pre_commit_runs_ruff_from_the_venv_without_downloads(cookies, tmp_path):
     """`pre-commit run --all-files` passes in a fresh project, and catches a badly formatted file."""
     pre_commit = str(Path(sys.executable).with_name("pre-commit"))
-    project = bake(tmp_path, create_venv=True, project_slug="shop")
+    project = bake(cookies, create_venv=True, project_slug="shop")
     assert (project / ".venv" / "bin" / "ruff").exists()
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
     clean = run([pre_commit, "run", "--all-files"], cwd=project, env=env)
@@ -145,9 +145,9 @@ def get(url):
 
 
 @pytest.mark.parametrize("answers", LOCAL_STACKS, ids=stack_id)
-def test_app_server_serves_locally_with_the_production_config(tmp_path, answers):
+def test_app_server_serves_locally_with_the_production_config(cookies, answers):
     """The README's "Run it as production does" line: the production config, on 127.0.0.1, answers 200."""
-    project = bake(tmp_path, create_venv=True, project_slug="shop", project_name="Shop <&> Co", **answers)
+    project = bake(cookies, create_venv=True, project_slug="shop", project_name="Shop <&> Co", **answers)
     (command,) = [block for block in readme_blocks(project) if "serve_locally.py" in block]
     port = free_port()
     env = suite_environment(None)
@@ -178,9 +178,9 @@ def test_app_server_serves_locally_with_the_production_config(tmp_path, answers)
     assert marker in output
 
 
-def test_firewall_step_allows_ssh_by_port_and_stops_at_the_first_failure(tmp_path):
+def test_firewall_step_allows_ssh_by_port_and_stops_at_the_first_failure(cookies):
     """ufw enable never runs after a failed allow, and SSH needs no OpenSSH profile."""
-    project = bake(tmp_path, os_family="debian", web_server="nginx")
+    project = bake(cookies, os_family="debian", web_server="nginx")
     (block,) = [block for block in readme_blocks(project) if "ufw enable" in block]
     lines = [line.strip() for line in block.strip().splitlines()]
     assert lines == ["ufw allow 22/tcp &&", "ufw allow 80/tcp &&", "ufw enable"]

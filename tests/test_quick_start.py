@@ -6,8 +6,8 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import IN_CI, TEMPLATE, require_tool
 from debian_chroot import debian_chroot, run_in
+from helpers import TEMPLATE, require, require_tool
 
 # The template as the README names it, and where the test puts this checkout instead (no network to GitHub).
 PUBLISHED = "gh:org/flask-stack"
@@ -43,10 +43,7 @@ def copy_checkout(destination):
 
 @pytest.fixture
 def fresh_debian(tmp_path):
-    if os.geteuid() != 0:
-        if IN_CI:
-            pytest.fail("the quick-start test needs root (chroot and mounts)")
-        pytest.skip("the quick-start test needs root (chroot and mounts)")
+    require(os.geteuid() == 0, "the quick-start test needs root (chroot and mounts)")
     require_tool("debootstrap", "builds the Debian 12 rootfs")
     with debian_chroot(tmp_path) as root:
         yield root

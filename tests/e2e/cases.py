@@ -138,7 +138,7 @@ def _matrix():
 
 
 def all_cases():
-    """The five stacks of STACKS.md first, then the Debian matrix and RHEL's gunicorn."""
+    """Five reference stacks first (numbered as in the comments), then the Debian matrix and RHEL's gunicorn."""
     cases = [
         Case("uwsgi", "nginx", "systemd", "rhel", "sqlite"),  # stack 1
         Case("uwsgi", "none", "supervisord", "debian", "sqlite", url_prefix="/sub-path", rootless=True),  # stack 2

@@ -2,11 +2,10 @@
 
 import fcntl
 import os
-import socket
 import time
 
 import pytest
-from conftest import IN_CI, require_tool
+from helpers import connectable, require, require_tool
 
 from .deploy import Wheelhouse
 from .system import Cleanup
@@ -22,20 +21,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.e2e)
-
-
-def require(condition, message):
-    """Skip when the machine cannot run a case; under CI that is a failure."""
-    if not condition:
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def reachable(port):
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -56,9 +41,9 @@ def machine(case):
             os.path.exists("/usr/include/python3.11/Python.h"), "python3-dev is not installed (uWSGI builds with it)"
         )
     if case.database == "postgresql":
-        require(reachable(5432), "PostgreSQL does not answer on 127.0.0.1:5432")
+        require(connectable(("127.0.0.1", 5432)), "PostgreSQL does not answer on 127.0.0.1:5432")
     if case.database == "mysql":
-        require(reachable(3306), "MariaDB does not answer on 127.0.0.1:3306")
+        require(connectable(("127.0.0.1", 3306)), "MariaDB does not answer on 127.0.0.1:3306")
 
 
 @pytest.fixture(scope="session")

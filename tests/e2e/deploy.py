@@ -8,8 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from .servers import read_environment_file
-from .system import make_dir, remove_tree, remove_user, run, user_exists
+from helpers import read_env_file
+
+from .system import add_system_user, make_dir, remove_tree, remove_user, run
 
 TEMPLATE = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -23,10 +24,7 @@ ROOT_SHELL_ENV = {
 
 def uv():
     """uv, or None: the venv steps then use python -m venv + pip (slower)."""
-    for candidate in (shutil.which("uv"), "/root/tools/bin/uv"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
+    return shutil.which("uv")
 
 
 class Wheelhouse:
@@ -96,7 +94,7 @@ class Install:
         self.slug = case.slug
         self.root = Path(case.install_dir)
         self.venv = self.root / ".venv"
-        self.env = read_environment_file(project / ".env")
+        self.env = read_env_file(project / ".env")
         if case.rootless:
             self.user = self.group = case.rootless_user
             self.env_file = self.root / ".env"
@@ -114,10 +112,6 @@ class Install:
     def sqlite_path(self):
         return Path(self.database_url.split("sqlite:///", 1)[1].split("?", 1)[0])
 
-    def deployed(self, relative):
-        """A generated file as installed (install_dir holds the project tree byte for byte)."""
-        return self.root / relative
-
     # --- README steps ----------------------------------------------------
 
     def create_user(self):
@@ -126,19 +120,7 @@ class Install:
             run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash", self.user])
             self.cleanup.push(f"remove home of {self.user}", remove_tree, f"/home/{self.user}")
         else:
-            run(
-                [
-                    "useradd",
-                    "--system",
-                    "--user-group",
-                    "--home-dir",
-                    self.root,
-                    "--no-create-home",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    self.user,
-                ]
-            )
+            add_system_user(self.user, home=self.root)
         self.cleanup.push(f"remove user {self.user}", remove_user, self.user)
 
     def copy_code(self):
@@ -307,6 +289,3 @@ class Install:
         if database == "postgresql":
             return run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", self.slug]).stdout
         return run(["mariadb-dump", "-h", "127.0.0.1", "-u", "root", "--skip-extended-insert", self.slug]).stdout
-
-    def has_user(self):
-        return user_exists(self.user)

@@ -13,6 +13,8 @@ import stat
 import time
 from pathlib import Path
 
+from helpers import Client, connectable, program_section, wait_for
+
 from . import web
 from .deploy import Install, bake
 from .servers import (
@@ -22,9 +24,6 @@ from .servers import (
     Nginx,
     Supervisor,
     SystemdService,
-    connectable,
-    program_section,
-    wait_for,
 )
 from .system import (
     ensure_system_account,
@@ -60,7 +59,7 @@ class Deployment:
         self.work = WORK_ROOT / case.slug
         self.prefix = "" if case.url_prefix == "/" else case.url_prefix.rstrip("/")
         self.front_port = case.proxy_port if case.web_server == "none" else case.port
-        self.client = web.Client(self.front_port, case.domain)
+        self.client = Client(self.front_port, case.domain)
         self.install = None
         self.service = None  # SystemdService
         self.supervisor = None  # Supervisor
@@ -255,8 +254,6 @@ class Deployment:
         readme = (self.install.root / "README.md").read_text()
         for line in re.findall(r"a2enmod\s+([^\n`&;|]+)", readme):
             modules += [word for word in line.split() if not word.startswith("-")]
-        if self.case.os_family == "debian" and not re.search(r"a2enmod", readme):
-            modules += ["headers", "proxy", "proxy_http"]  # until the README names them
         return list(dict.fromkeys(m for m in modules if (Path("/usr/lib/apache2/modules") / f"mod_{m}.so").exists()))
 
     def _start_apache(self):

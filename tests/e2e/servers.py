@@ -9,7 +9,6 @@ the real daemons, each with a main config of the test that includes the
 generated file as it was generated.
 """
 
-import configparser
 import os
 import pwd
 import re
@@ -18,6 +17,8 @@ import signal
 import socket
 import time
 from pathlib import Path
+
+from helpers import Unit, connectable, read_env_file, wait_for
 
 from .system import ProcessTree, make_dir, remove_tree, run, tail
 
@@ -60,30 +61,6 @@ APACHE_RHEL_EXTRA_MODULES = [
 ]
 
 
-def wait_for(predicate, timeout, interval=0.1):
-    """Poll predicate until it returns a true value; return that value or None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
-
-
-def connectable(target):
-    """True when a unix socket path or a (host, port) accepts a connection."""
-    family = socket.AF_UNIX if isinstance(target, str) else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1)
-        try:
-            probe.connect(target)
-            return True
-        except OSError:
-            return False
-
-
 def parse_seconds(text):
     """systemd/supervisord time spans: '30', '30s', '1min 30s', '500ms'."""
     units = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
@@ -101,37 +78,6 @@ def signal_number(name):
 
 
 # --- systemd -----------------------------------------------------------------
-
-
-class Unit:
-    """A systemd unit file: section -> key -> list of values (keys may repeat)."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.name = self.path.name
-        self.sections = {}
-        section = None
-        logical = ""
-        for raw in self.path.read_text().splitlines():
-            line = raw.strip()
-            if not logical and (not line or line[0] in "#;"):
-                continue
-            if line.endswith("\\"):
-                logical += line[:-1] + " "
-                continue
-            line, logical = logical + line, ""
-            if line.startswith("[") and line.endswith("]"):
-                section = self.sections.setdefault(line[1:-1], {})
-            elif "=" in line and section is not None:
-                key, value = line.split("=", 1)
-                section.setdefault(key.strip(), []).append(value.strip())
-
-    def get(self, key, default=None, section="Service"):
-        values = self.sections.get(section, {}).get(key)
-        return values[-1] if values else default
-
-    def all(self, key, section="Service"):
-        return self.sections.get(section, {}).get(key, [])
 
 
 def expand_specifiers(text, unit, user):
@@ -168,19 +114,6 @@ def expand_variables(words, env):
             continue
         expanded.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word))
     return expanded
-
-
-def read_environment_file(path):
-    """KEY=VALUE lines as systemd's EnvironmentFile= reads them: quotes removed, no expansion."""
-    values = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        words = shlex.split(value, posix=True) if value.strip() else [""]
-        values[key.strip()] = " ".join(words)
-    return values
 
 
 class NotifySocket:
@@ -272,7 +205,7 @@ class SystemdService:
             optional = line.startswith("-")
             path = Path(expand_specifiers(line.lstrip("-"), self.unit, self.user))
             if path.exists():
-                env.update(read_environment_file(path))
+                env.update(read_env_file(path))
             else:
                 assert optional, f"{self.unit.name}: EnvironmentFile {path} does not exist"
         return env
@@ -343,15 +276,6 @@ class SystemdService:
 
 
 # --- supervisord -------------------------------------------------------------
-
-
-def program_section(path):
-    """(program name, options) of the one [program:x] section of a supervisord file."""
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
-    parser.read(path)
-    programs = [s for s in parser.sections() if s.startswith("program:")]
-    assert len(programs) == 1, f"{path}: expected one [program:x] section, got {programs}"
-    return programs[0].split(":", 1)[1], dict(parser[programs[0]])
 
 
 class Supervisor:

@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from helpers import wait_for
+
 CGROUP_ROOT = Path("/sys/fs/cgroup/unified")
 
 
@@ -75,10 +77,8 @@ def remove_user(name):
         run(["groupdel", name], check=False)
 
 
-def ensure_system_account(name, cleanup):
-    """Create a system user and group (e.g. RHEL's nginx/apache) unless present; remove it afterwards."""
-    if user_exists(name):
-        return
+def add_system_user(name, home="/nonexistent"):
+    """A system user with a group of its own, no login shell and no home directory made."""
     run(
         [
             "useradd",
@@ -86,12 +86,19 @@ def ensure_system_account(name, cleanup):
             "--user-group",
             "--no-create-home",
             "--home-dir",
-            "/nonexistent",
+            home,
             "--shell",
             "/usr/sbin/nologin",
             name,
         ]
     )
+
+
+def ensure_system_account(name, cleanup):
+    """Create a system user and group (e.g. RHEL's nginx/apache) unless present; remove it afterwards."""
+    if user_exists(name):
+        return
+    add_system_user(name)
     cleanup.push(f"remove account {name}", remove_user, name)
 
 
@@ -119,19 +126,17 @@ def remove_tree(path):
 
 def free_port(port, timeout=10):
     """Fail when something keeps listening on the port a case is baked with."""
-    deadline = time.monotonic() + timeout
-    while True:
-        users = [
+
+    def users():
+        return [
             entry
             for table in ("/proc/net/tcp", "/proc/net/tcp6")
             for entry in listening_tcp(table).values()
             if entry[1] == port
         ]
-        if not users:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"port {port} is in use on this machine ({users}); change BASE_PORT in cases.py")
-        time.sleep(0.2)
+
+    if not wait_for(lambda: not users(), timeout, interval=0.2):
+        raise AssertionError(f"port {port} is in use on this machine ({users()}); change BASE_PORT in cases.py")
 
 
 # --- process trees ---------------------------------------------------------
@@ -212,11 +217,13 @@ class ProcessTree:
     def wait_all(self, timeout):
         """Wait until no process of the tree is left; return the seconds it took or None."""
         start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            self.popen.poll()
-            if not self.pids():
-                return time.monotonic() - start
-            time.sleep(0.05)
+
+        def finished():
+            self.popen.poll()  # reaps the main process, so it leaves the list
+            return not self.pids()
+
+        if wait_for(finished, timeout, interval=0.05):
+            return time.monotonic() - start
         return None
 
     def stop(self, signum=signal.SIGTERM, timeout=15):

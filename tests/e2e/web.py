@@ -1,61 +1,9 @@
-"""A small HTTP client with cookies and an HTML reader for the checks through the front server."""
+"""An HTML reader and form filler for the checks through the front server (helpers.Client sends the requests)."""
 
-import http.client
 import json
 import secrets
 from html.parser import HTMLParser
-from urllib.parse import urlencode, urljoin, urlsplit
-
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.text = body.decode("utf-8", errors="replace")
-
-    def header(self, name, default=""):
-        return self.headers.get(name.lower(), default)
-
-    def __repr__(self):
-        return f"<{self.status} {self.header('content-type')} {self.text[:300]!r}>"
-
-
-class Client:
-    """Requests to 127.0.0.1:port with a fixed Host header; keeps cookies; never follows redirects."""
-
-    def __init__(self, port, host):
-        self.port = port
-        self.host = host
-        self.cookies = {}
-
-    def request(self, method, path, body=None, headers=None, host=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        all_headers = {"Host": host or self.host, "User-Agent": "flask-stack-e2e", "Connection": "close"}
-        if self.cookies:
-            all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        all_headers.update(headers or {})
-        try:
-            connection.request(method, path, body=body, headers=all_headers)
-            raw = connection.getresponse()
-            data = raw.read()
-            headers = {}
-            for key, value in raw.getheaders():
-                headers.setdefault(key.lower(), value)
-            for cookie in raw.headers.get_all("Set-Cookie") or []:
-                name, _, rest = cookie.partition("=")
-                self.cookies[name.strip()] = rest.split(";", 1)[0]
-            return Response(raw.status, headers, data)
-        finally:
-            connection.close()
-
-    def get(self, path, **kwargs):
-        return self.request("GET", path, **kwargs)
-
-    def post_form(self, path, fields):
-        return self.request(
-            "POST", path, body=urlencode(fields), headers={"Content-Type": "application/x-www-form-urlencoded"}
-        )
+from urllib.parse import urljoin, urlsplit
 
 
 class Page(HTMLParser):
