@@ -137,8 +137,9 @@ def inside_git_work_tree(path):
 
 
 def init_git(root, answers):
-    """Make root a git repository with a first commit, if git is there and root is not in a repository."""
-    if shutil.which("git") is None or inside_git_work_tree(root.parent):
+    """Make root a git repository with a first commit, if git is there and root is in no repository yet
+    (not its own from an earlier run, nor one it lies in)."""
+    if shutil.which("git") is None or inside_git_work_tree(root):
         return False
     env = git_environment()
     configured = subprocess.run(["git", "config", "user.email"], capture_output=True, check=False, env=env).stdout

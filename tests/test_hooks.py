@@ -340,6 +340,16 @@ def test_init_git_makes_a_first_commit_by_the_author(tmp_path, no_git_identity):
     assert git(root, "status", "--porcelain") == ""
 
 
+def test_init_git_runs_once(tmp_path, no_git_identity):
+    """Generating over an existing project (--overwrite-if-exists) adds no commit and leaves .git alone."""
+    (tmp_path / "app.py").write_text("x = 1\n")
+    assert post.init_git(tmp_path, default_answers())
+    index = (tmp_path / ".git" / "index").read_bytes()
+    assert post.init_git(tmp_path, default_answers()) is False
+    assert git(tmp_path, "rev-list", "--count", "HEAD") == "1"
+    assert (tmp_path / ".git" / "index").read_bytes() == index
+
+
 def test_init_git_leaves_a_project_inside_a_repository_alone(tmp_path):
     git(tmp_path, "init", "--quiet")
     root = tmp_path / "shop"

@@ -9,7 +9,7 @@ import pytest
 from debian_chroot import debian_chroot, run_in
 from helpers import TEMPLATE, require, require_tool
 
-# The template as the README names it, and where the test puts this checkout instead (no network to GitHub).
+# The template as the README names it, and where this checkout goes instead: the test tries this version.
 PUBLISHED = "gh:org/flask-stack"
 CLONE = "/root/flask-stack"
 TIMEOUT = 1800
