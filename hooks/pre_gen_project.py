@@ -7,9 +7,12 @@ removes the half-made project directory when this hook exits non-zero.
 
 import json
 import keyword
+import os
 import re
 import shlex
+import subprocess
 import sys
+from pathlib import Path
 
 # Values reach Python as JSON so that quotes, backslashes and braces stay data.
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
@@ -251,11 +254,60 @@ def validate(answers):
     return problems
 
 
-def rerun_command(answers, bad_keys):
-    """A cookiecutter command line that keeps every answer but the bad ones."""
+def template_defaults(answers):
+    """The raw defaults of cookiecutter.json from the template being rendered, or {} if unreadable."""
+    for folder in (answers.get("_repo_dir"), answers.get("_template")):
+        try:
+            return json.loads((Path(folder) / "cookiecutter.json").read_text(encoding="utf-8"))
+        except (TypeError, OSError, ValueError):
+            continue
+    return {}
+
+
+def derived_values(answers, defaults):
+    """What each templated default renders to from these answers (install_dir=/opt/<slug>, ...)."""
+    from cookiecutter.environment import StrictEnvironment
+    from cookiecutter.prompt import render_variable
+    from jinja2 import TemplateError
+
+    env = StrictEnvironment(context={"cookiecutter": defaults})
+    derived = {}
+    for key, raw in defaults.items():
+        if key.startswith("_") or not isinstance(raw, str) or "{" not in raw:
+            continue
+        try:
+            derived[key] = render_variable(env, raw, answers)
+        except TemplateError:
+            continue
+    return derived
+
+
+def parent_argv():
+    """The command line of the process running this hook: cookiecutter runs hooks as its children."""
+    parent = os.getppid()
+    try:
+        return Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        pass
+    try:
+        ps = subprocess.run(["ps", "-o", "args=", "-p", str(parent)], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return ps.stdout.split()
+
+
+def rerun_command(answers, bad_keys, derived=None, no_input=False):
+    """A cookiecutter command line that keeps every answer but the bad ones and those derived from them.
+
+    An answer equal to what the template derives from the given answers (install_dir=/opt/<slug>)
+    is left out, so it follows the new value of a refused answer instead of keeping the old one.
+    """
+    derived = derived or {}
     words = ["cookiecutter", answers.get("_template", "<template>")]
+    if no_input:
+        words.append("--no-input")
     for key, value in answers.items():
-        if key.startswith("_") or key in bad_keys:
+        if key.startswith("_") or key in bad_keys or derived.get(key, object()) == value:
             continue
         if isinstance(value, bool):
             value = "yes" if value else "no"
@@ -263,12 +315,18 @@ def rerun_command(answers, bad_keys):
     return shlex.join(words)
 
 
-def report(answers, problems):
+def report(answers, problems, no_input=False):
     """Describe every problem and how to answer again."""
+    bad_keys = list(dict.fromkeys(key for key, _ in problems))
+    derived = derived_values(answers, template_defaults(answers))
     lines = ["flask-stack cannot generate this project:"]
     lines += [f"  - {message}" for _, message in problems]
-    lines.append("Nothing was written. Answer again, keeping your other answers, with:")
-    lines.append("  " + rerun_command(answers, {key for key, _ in problems}))
+    if no_input:
+        fresh = " ".join(f"{key}=<new value>" for key in bad_keys)
+        lines.append(f"Nothing was written. Run again with your other answers kept, adding {fresh}:")
+    else:
+        lines.append("Nothing was written. Answer again, keeping your other answers, with:")
+    lines.append("  " + rerun_command(answers, set(bad_keys), derived, no_input))
     return "\n".join(lines)
 
 
@@ -276,7 +334,7 @@ def main():
     answers = json.loads(ANSWERS_JSON)
     problems = validate(answers)
     if problems:
-        print(report(answers, problems), file=sys.stderr)
+        print(report(answers, problems, no_input="--no-input" in parent_argv()), file=sys.stderr)
         sys.exit(1)
 
 
