@@ -1,5 +1,5 @@
 """Finish the generated project: drop what the stack does not use, write its
-secrets, create its virtualenv.
+secrets, create its virtualenv, make it a git repository, say what to do next.
 
 Every step is idempotent. When cruft renders the template (create, update,
 diff), no virtualenv is made and nothing is installed, so an update stays fast
@@ -18,28 +18,19 @@ from pathlib import Path
 # Values reach Python as JSON so that quotes, backslashes and braces stay data.
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
-DATABASE_URLS = {
-    "sqlite": "sqlite:///{state_dir}/{slug}.sqlite3",
-    "postgresql": "postgresql+psycopg://{slug}:{password}@127.0.0.1:5432/{slug}",
-    "mysql": "mysql+pymysql://{slug}:{password}@127.0.0.1:3306/{slug}?charset=utf8mb4",
-}
-
 
 def unused_paths(answers):
-    """The deploy folders the chosen stack does not use."""
-    wsgi, web, manager = answers["wsgi_server"], answers["web_server"], answers["process_manager"]
-    unused = {
-        "deploy/gunicorn": wsgi != "gunicorn",
-        "deploy/uwsgi": wsgi != "uwsgi",
-        "deploy/nginx": web != "nginx",
-        "deploy/apache": web != "apache",
-        # Under mod_wsgi, Apache's own unit runs the app: no unit of ours.
-        "deploy/systemd": manager != "systemd" or wsgi == "mod_wsgi",
-        "deploy/supervisord": manager != "supervisord",
-        # systemd makes the socket directory itself (RuntimeDirectory=).
-        "deploy/tmpfiles": manager != "supervisord" or not answers["__socket"],
-    }
-    return sorted(path for path, drop in unused.items() if drop)
+    """The deploy folders of the choices not taken, and of those the chosen stack does without."""
+    choices = answers["_stack"]["choices"]
+    every = {path for entries in choices.values() for entry in entries.values() for path in entry["deploy"]}
+    used = {path for key, entries in choices.items() for path in entries[answers[key]]["deploy"]}
+    if choices["wsgi_server"][answers["wsgi_server"]]["in_front_server"]:
+        # The front server's own unit runs the app: no unit of ours.
+        used.discard("deploy/systemd")
+    if not answers["__socket"]:
+        # tmpfiles.d only makes the socket's directory (under systemd, RuntimeDirectory= does).
+        used.discard("deploy/tmpfiles")
+    return sorted(every - used)
 
 
 def remove_paths(root, paths):
@@ -56,7 +47,8 @@ def env_file_text(answers):
     """The production settings with freshly generated secrets."""
     slug, database = answers["project_slug"], answers["database"]
     password = secrets.token_hex(16)
-    url = DATABASE_URLS[database].format(slug=slug, password=password, state_dir=answers["__state_dir"])
+    url_shape = answers["_stack"]["choices"]["database"][database]["url"]
+    url = url_shape.format(slug=slug, password=password, state_dir=answers["__state_dir"])
     lines = [
         f"# Production settings of {slug}. Secret: never commit it.",
         f"# Install it as {answers['__env_file']} (see README.md).",
@@ -84,13 +76,16 @@ def write_env_file(path, answers):
 
 
 def venv_commands(python=sys.executable):
-    """The commands that create .venv and install the project for development."""
+    """The commands that create .venv and install the project for development from its lock file."""
     if shutil.which("uv"):
-        return [
-            ["uv", "venv", "--quiet", "--python", python, ".venv"],
-            ["uv", "pip", "install", "--quiet", "--python", ".venv/bin/python", "-e", ".[dev]"],
-        ]
-    return [[python, "-m", "venv", ".venv"], [".venv/bin/python", "-m", "pip", "install", "--quiet", "-e", ".[dev]"]]
+        pip = ["uv", "pip", "install", "--quiet", "--python", ".venv/bin/python"]
+        # --seed: pip too, for the README's .venv/bin/pip commands.
+        create = ["uv", "venv", "--quiet", "--seed", "--python", python, ".venv"]
+    else:
+        pip = [".venv/bin/python", "-m", "pip", "install", "--quiet"]
+        create = [python, "-m", "venv", ".venv"]
+    # The locked versions, checked against their hashes; then the project itself, without resolving again.
+    return [create, [*pip, "--require-hashes", "-r", "requirements-dev.txt"], [*pip, "--no-deps", "-e", "."]]
 
 
 def create_venv(root):
@@ -116,17 +111,74 @@ def rendered_by_cruft(answers):
     return "_commit" in answers
 
 
+def git_environment():
+    """The caller's environment without GIT_DIR and friends, which would point git elsewhere."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+
+
+def inside_git_work_tree(path):
+    """Tell whether path lies in a git work tree (the project is then part of that repository)."""
+    result = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--is-inside-work-tree"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=git_environment(),
+    )
+    return result.stdout.strip() == "true"
+
+
+def init_git(root, answers):
+    """Make root a git repository with a first commit, if git is there and root is in no repository yet
+    (not its own from an earlier run, nor one it lies in)."""
+    if shutil.which("git") is None or inside_git_work_tree(root):
+        return False
+    env = git_environment()
+    configured = subprocess.run(["git", "config", "user.email"], capture_output=True, check=False, env=env).stdout
+    # Without a configured identity, the first commit is by the author named in the answers.
+    identity = [] if configured.strip() else ["-c", f"user.name={answers['author_name']}"]
+    identity += [] if configured.strip() else ["-c", f"user.email={answers['author_email']}"]
+    commands = [
+        ["git", "init", "--quiet"],
+        ["git", "add", "--all"],
+        ["git", *identity, "commit", "--quiet", "--message", "Generate the project from the flask-stack template"],
+    ]
+    for command in commands:
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False, env=env)
+        if result.returncode != 0:
+            print(f"git: {shlex.join(command)} failed, the project is not committed:\n{result.stderr}", file=sys.stderr)
+            return False
+    print("Initialised a git repository with a first commit")
+    return True
+
+
+def next_steps(root, answers, venv_ready):
+    """What to do after generating: where the project is, how to run and test it, where the deploy steps are."""
+    slug = answers["project_slug"]
+    lines = ["", "Next steps:", f"  cd {shlex.quote(str(root))}"]
+    if not venv_ready:
+        lines.append("  python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements-dev.txt")
+        lines.append("  .venv/bin/pip install --no-deps -e .   # the virtualenv first")
+    lines += [
+        f"  FLASK_SKIP_DOTENV=1 .venv/bin/flask --app {slug} run --debug   # run it on http://127.0.0.1:5000/",
+        "  .venv/bin/pytest   # run its tests",
+        "README.md has the deploy steps for your server.",
+    ]
+    return "\n".join(lines)
+
+
 def main():
     answers = json.loads(ANSWERS_JSON)
     root = Path.cwd()
     remove_paths(root, unused_paths(answers))
     write_env_file(root / ".env", answers)
-    if not answers["create_venv"]:
-        return
     if rendered_by_cruft(answers):
-        print("Rendered by cruft: not creating .venv (see README.md, 'Run it locally').")
+        if answers["create_venv"]:
+            print("Rendered by cruft: not creating .venv (see README.md, 'Run it locally').")
         return
-    create_venv(root)
+    venv_ready = create_venv(root) if answers["create_venv"] else False
+    init_git(root, answers)
+    print(next_steps(root, answers, venv_ready))
 
 
 if __name__ == "__main__":

@@ -7,20 +7,15 @@ removes the half-made project directory when this hook exits non-zero.
 
 import json
 import keyword
+import os
 import re
 import shlex
+import subprocess
 import sys
+from pathlib import Path
 
 # Values reach Python as JSON so that quotes, backslashes and braces stay data.
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
-
-CHOICES = {
-    "wsgi_server": ("gunicorn", "uwsgi", "mod_wsgi"),
-    "web_server": ("nginx", "apache", "none"),
-    "process_manager": ("systemd", "supervisord"),
-    "os_family": ("debian", "rhel"),
-    "database": ("sqlite", "postgresql", "mysql"),
-}
 
 # Names the slug may not take: it becomes a Python package, a system user,
 # a database role and a unit name, so it must not shadow or collide with any.
@@ -160,9 +155,9 @@ def check_domain(answers):
 def check_choices(answers):
     """Choice answers must be one of the offered values, booleans true or false."""
     problems = []
-    for key, values in CHOICES.items():
-        if answers[key] not in values:
-            problems.append((key, f"{key}={answers[key]!r} must be one of: {', '.join(values)}"))
+    for key, entries in answers["_stack"]["choices"].items():
+        if answers[key] not in entries:
+            problems.append((key, f"{key}={answers[key]!r} must be one of: {', '.join(entries)}"))
     for key in ("rootless", "create_venv"):
         if not isinstance(answers[key], bool):
             problems.append((key, f"{key}={answers[key]!r} must be true or false"))
@@ -232,43 +227,20 @@ def check_install_dir(answers):
     return []
 
 
+def requirements(answers):
+    """What the chosen stack requires of the other answers: each choice's and the install kind's
+    "requires" in the table of stack facts, in prompt order."""
+    stack = answers["_stack"]
+    chosen = [entries[answers[key]] for key, entries in stack["choices"].items()]
+    chosen.append(stack["install"]["rootless" if answers["rootless"] is True else "system"])
+    return [(key, rule) for entry in chosen for key, rule in entry["requires"].items()]
+
+
 def check_combination(answers):
     """Refuse the stacks that cannot work, naming the choices that do."""
-    wsgi, web, manager = answers["wsgi_server"], answers["web_server"], answers["process_manager"]
-    problems = []
-    if wsgi == "mod_wsgi" and web != "apache":
-        problems.append(
-            (
-                "web_server",
-                f"wsgi_server=mod_wsgi runs inside Apache, so it needs web_server=apache; "
-                f"with web_server={web} choose wsgi_server=gunicorn or uwsgi",
-            )
-        )
-    if wsgi == "mod_wsgi" and manager != "systemd":
-        problems.append(
-            (
-                "process_manager",
-                "wsgi_server=mod_wsgi is run by Apache under the distribution's "
-                "systemd unit, so it needs process_manager=systemd; for supervisord choose "
-                "wsgi_server=gunicorn or uwsgi",
-            )
-        )
-    if answers["rootless"] is True and web != "none":
-        problems.append(
-            (
-                "web_server",
-                "rootless=true installs no front server of its own: choose web_server=none "
-                "(the host's proxy forwards to the app on 127.0.0.1:http_port)",
-            )
-        )
-    if answers["rootless"] is True and manager != "supervisord":
-        problems.append(
-            (
-                "process_manager",
-                "rootless=true runs under your own supervisord instance: choose process_manager=supervisord",
-            )
-        )
-    return problems
+    return [
+        (key, rule["why"].format(**answers)) for key, rule in requirements(answers) if answers[key] != rule["value"]
+    ]
 
 
 CHECKS = (check_text, check_slug, check_domain, check_choices, check_url_prefix, check_port, check_install_dir)
@@ -277,16 +249,65 @@ CHECKS = (check_text, check_slug, check_domain, check_choices, check_url_prefix,
 def validate(answers):
     """Return (answer, message) for every problem, in prompt order."""
     problems = [problem for check in CHECKS for problem in check(answers)]
-    if not any(key in CHOICES or key == "rootless" for key, _ in problems):
+    if not any(key in answers["_stack"]["choices"] or key == "rootless" for key, _ in problems):
         problems += check_combination(answers)
     return problems
 
 
-def rerun_command(answers, bad_keys):
-    """A cookiecutter command line that keeps every answer but the bad ones."""
+def template_defaults(answers):
+    """The raw defaults of cookiecutter.json from the template being rendered, or {} if unreadable."""
+    for folder in (answers.get("_repo_dir"), answers.get("_template")):
+        try:
+            return json.loads((Path(folder) / "cookiecutter.json").read_text(encoding="utf-8"))
+        except (TypeError, OSError, ValueError):
+            continue
+    return {}
+
+
+def derived_values(answers, defaults):
+    """What each templated default renders to from these answers (install_dir=/opt/<slug>, ...)."""
+    from cookiecutter.environment import StrictEnvironment
+    from cookiecutter.prompt import render_variable
+    from jinja2 import TemplateError
+
+    env = StrictEnvironment(context={"cookiecutter": defaults})
+    derived = {}
+    for key, raw in defaults.items():
+        if key.startswith("_") or not isinstance(raw, str) or "{" not in raw:
+            continue
+        try:
+            derived[key] = render_variable(env, raw, answers)
+        except TemplateError:
+            continue
+    return derived
+
+
+def parent_argv():
+    """The command line of the process running this hook: cookiecutter runs hooks as its children."""
+    parent = os.getppid()
+    try:
+        return Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        pass
+    try:
+        ps = subprocess.run(["ps", "-o", "args=", "-p", str(parent)], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return ps.stdout.split()
+
+
+def rerun_command(answers, bad_keys, derived=None, no_input=False):
+    """A cookiecutter command line that keeps every answer but the bad ones and those derived from them.
+
+    An answer equal to what the template derives from the given answers (install_dir=/opt/<slug>)
+    is left out, so it follows the new value of a refused answer instead of keeping the old one.
+    """
+    derived = derived or {}
     words = ["cookiecutter", answers.get("_template", "<template>")]
+    if no_input:
+        words.append("--no-input")
     for key, value in answers.items():
-        if key.startswith("_") or key in bad_keys:
+        if key.startswith("_") or key in bad_keys or derived.get(key, object()) == value:
             continue
         if isinstance(value, bool):
             value = "yes" if value else "no"
@@ -294,12 +315,18 @@ def rerun_command(answers, bad_keys):
     return shlex.join(words)
 
 
-def report(answers, problems):
+def report(answers, problems, no_input=False):
     """Describe every problem and how to answer again."""
+    bad_keys = list(dict.fromkeys(key for key, _ in problems))
+    derived = derived_values(answers, template_defaults(answers))
     lines = ["flask-stack cannot generate this project:"]
     lines += [f"  - {message}" for _, message in problems]
-    lines.append("Nothing was written. Answer again, keeping your other answers, with:")
-    lines.append("  " + rerun_command(answers, {key for key, _ in problems}))
+    if no_input:
+        fresh = " ".join(f"{key}=<new value>" for key in bad_keys)
+        lines.append(f"Nothing was written. Run again with your other answers kept, adding {fresh}:")
+    else:
+        lines.append("Nothing was written. Answer again, keeping your other answers, with:")
+    lines.append("  " + rerun_command(answers, set(bad_keys), derived, no_input))
     return "\n".join(lines)
 
 
@@ -307,7 +334,7 @@ def main():
     answers = json.loads(ANSWERS_JSON)
     problems = validate(answers)
     if problems:
-        print(report(answers, problems), file=sys.stderr)
+        print(report(answers, problems, no_input="--no-input" in parent_argv()), file=sys.stderr)
         sys.exit(1)
 
 

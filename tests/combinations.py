@@ -1,24 +1,46 @@
-"""Every combination of the stack choices, split into supported and refused."""
+"""Every combination of the stack choices, split into supported and refused, and the facts of a bake.
+
+The choice lists and the refusal rules are the template's own: the table of stack facts in
+cookiecutter.json ("_stack"), read here and checked by the pre-generation hook's check_combination.
+"""
 
 import itertools
+import json
+from pathlib import Path
 
-AXES = {
-    "wsgi_server": ("gunicorn", "uwsgi", "mod_wsgi"),
-    "web_server": ("nginx", "apache", "none"),
-    "process_manager": ("systemd", "supervisord"),
-    "os_family": ("debian", "rhel"),
-    "database": ("sqlite", "postgresql", "mysql"),
-}
+TEMPLATE = Path(__file__).resolve().parent.parent
+STACK = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_stack"]
+AXES = {key: tuple(entries) for key, entries in STACK["choices"].items()}
 SHORT = {"wsgi_server": "wsgi", "web_server": "web", "process_manager": "pm", "os_family": "os", "database": "db"}
+
+
+def _load_pre_gen_hook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pre_gen_project", TEMPLATE / "hooks" / "pre_gen_project.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_PRE_GEN = _load_pre_gen_hook()
 
 
 def refusal(answers):
     """The answer a refused combination is refused for, or None if it is supported."""
-    if answers["wsgi_server"] == "mod_wsgi" and answers["web_server"] != "apache":
-        return "web_server"
-    if answers["wsgi_server"] == "mod_wsgi" and answers["process_manager"] != "systemd":
-        return "process_manager"
-    return None
+    problems = _PRE_GEN.check_combination({"rootless": False, **answers, "_stack": STACK})
+    return problems[0][0] if problems else None
+
+
+def context(**answers):
+    """The answers and derived values (__socket, __front_group, ...) cookiecutter renders for a bake
+    with these answers: what the templates and hooks of that bake read, computed by cookiecutter."""
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    answers.setdefault("create_venv", False)
+    rendered = generate_context(str(TEMPLATE / "cookiecutter.json"), extra_context=answers)
+    return dict(prompt_for_config(rendered, no_input=True))
 
 
 def all_combinations():
@@ -34,18 +56,10 @@ def stack_id(answers):
 
 SUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is None]
 UNSUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is not None]
-# A rootless install: no front server of its own, the user's own supervisord, in the user's home.
+# A rootless install: what the table requires of it (no front server of its own, the user's own
+# supervisord), in the user's home.
 ROOTLESS_COMBINATIONS = [
-    {
-        "rootless": True,
-        "wsgi_server": wsgi,
-        "web_server": "none",
-        "process_manager": "supervisord",
-        "os_family": os_family,
-        "database": database,
-        "install_dir": "/home/deploy/flask_stack_app",
-    }
-    for wsgi in ("gunicorn", "uwsgi")
-    for os_family in ("debian", "rhel")
-    for database in ("sqlite", "postgresql", "mysql")
+    {"rootless": True, **c, "install_dir": "/home/deploy/flask_stack_app"}
+    for c in all_combinations()
+    if refusal({**c, "rootless": True}) is None
 ]

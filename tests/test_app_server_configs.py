@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from combinations import SUPPORTED_COMBINATIONS, stack_id
+from combinations import SUPPORTED_COMBINATIONS, context, stack_id
 from helpers import (
     Client,
     Unit,
@@ -104,22 +104,17 @@ UWSGI_STACKS = [s for s in STACKS if s["wsgi_server"] == "uwsgi"]
 
 
 class Project:
-    """One baked stack: its answers, paths and the files this module checks."""
+    """One baked stack: its answers, the derived values its files were rendered with, paths and the
+    files this module checks."""
 
-    def __init__(self, path, answers):
+    def __init__(self, path, answers, rendered):
         self.path = path
         self.answers = answers
+        self.rendered = rendered  # the cookiecutter context of the bake: answers and __ values
         self.slug = path.name
-        self.socket = {
-            "nginx": f"/run/{self.slug}/{answers['wsgi_server']}.sock",
-            "apache": f"/run/{self.slug}/{answers['wsgi_server']}.sock",
-        }.get(answers["web_server"])
-        self.front_group = {
-            "none": None,
-            "nginx": "www-data" if answers["os_family"] == "debian" else "nginx",
-            "apache": "www-data" if answers["os_family"] == "debian" else "apache",
-        }[answers["web_server"]]
-        self.prefix = answers.get("url_prefix", "/").rstrip("/")
+        self.socket = rendered["__socket"] or None
+        self.front_group = rendered["__front_group"] or None
+        self.prefix = rendered["__prefix"]
         self.gunicorn_conf = self.file("deploy/gunicorn/gunicorn.conf.py")
         self.uwsgi_ini = self.file("deploy/uwsgi/{slug}.ini")
         self.unit = self.file("deploy/systemd/{slug}.service")
@@ -136,10 +131,10 @@ class Project:
 
     def expected_command(self):
         """The one app-server command line, for the unit and the program alike."""
-        venv, install = f"{self.path}/.venv", str(self.path)
-        if self.answers["wsgi_server"] == "gunicorn":
-            return [f"{venv}/bin/gunicorn", "--config", f"{install}/deploy/gunicorn/gunicorn.conf.py"]
-        return [f"{venv}/bin/uwsgi", "--ini", f"{install}/deploy/uwsgi/{self.slug}.ini"]
+        command = shlex.split(self.rendered["__app_command"])
+        assert command[0] == f"{self.path}/.venv/bin/{self.answers['wsgi_server']}"
+        assert command[-1] == f"{self.path}/{self.rendered['__app_config']}" and self.file(command[-1]).is_file()
+        return command
 
     def environment(self):
         """The production settings the post-generation hook wrote, as EnvironmentFile= passes them."""
@@ -173,11 +168,12 @@ def bake_stack(cookies, root, answers, slug):
     so the project moves to its install_dir once baked.
     """
     path = root / f"{len(list(root.iterdir())):03d}" / slug
-    baked_path = bake(cookies, project_slug=slug, install_dir=str(path), **answers)
+    chosen = dict(answers, project_slug=slug, install_dir=str(path))
+    baked_path = bake(cookies, **chosen)
     assert baked_path.name == slug
     path.parent.mkdir()
     shutil.move(baked_path, path)
-    return Project(path, answers)
+    return Project(path, answers, context(**chosen))
 
 
 @pytest.fixture(scope="session")
@@ -348,17 +344,17 @@ def test_uwsgi_settings(baked, answers):
         assert ini["module"] == "wsgi:app" and "mount" not in ini
 
     sockets = {key: ini[key] for key in ("socket", "http-socket") if key in ini}
-    if answers["web_server"] == "nginx":
-        assert sockets == {"socket": project.socket}  # the uwsgi protocol of uwsgi_pass
-    elif answers["web_server"] == "apache":
-        assert sockets == {"http-socket": project.socket}  # mod_proxy_http speaks HTTP
-    else:
+    if not project.socket:
         assert sockets == {"http-socket": "127.0.0.1:8000"}
+    elif project.rendered["__http_proxy"]:
+        assert sockets == {"http-socket": project.socket}  # e.g. Apache's mod_proxy_http speaks HTTP
+    else:
+        assert sockets == {"socket": project.socket}  # the uwsgi protocol of nginx's uwsgi_pass
     if project.socket:
         assert ini["chmod-socket"] == "660" and ini["vacuum"] == "true"
     else:
         assert "chmod-socket" not in ini and "vacuum" not in ini
-    assert ("log-x-forwarded-for" in ini) == (answers["web_server"] != "nginx")
+    assert ("log-x-forwarded-for" in ini) == bool(project.rendered["__http_proxy"])
 
     assert int(ini["harakiri"]) == APP_TIMEOUT < FRONT_READ_TIMEOUT
     assert int(ini["worker-reload-mercy"]) == GRACEFUL_WINDOW
@@ -406,7 +402,7 @@ def test_systemd_unit_settings(baked, answers):
     assert service["User"] == project.slug
     assert service["Group"] == (project.front_group if project.socket else project.slug)
     assert service["WorkingDirectory"] == str(project.path)
-    assert service["EnvironmentFile"] == f"/etc/{project.slug}/{project.slug}.env"
+    assert service["EnvironmentFile"] == project.rendered["__env_file"] == f"/etc/{project.slug}/{project.slug}.env"
     assert shlex.split(service["ExecStart"]) == project.expected_command()
     assert service["ExecReload"] == "/bin/kill -s HUP $MAINPID"
     assert service["KillMode"] == "mixed" and service["KillSignal"] == "SIGTERM"
@@ -443,17 +439,18 @@ def test_supervisord_program(baked, answers):
     if answers.get("rootless"):
         # The user's own supervisord runs as them, with their HOME and USER.
         assert program["uid"] is None and program["environment"] == {}
-        assert program["stdout_logfile"] == f"{project.path}/var/log/{answers['wsgi_server']}.log"
+        assert project.rendered["__log_dir"] == f"{project.path}/var/log"
     else:
         assert program["uid"] == 65534
         assert program["environment"] == {"HOME": str(project.path), "USER": project.slug}
-        assert program["stdout_logfile"] == f"/var/log/{project.slug}/{answers['wsgi_server']}.log"
+        assert project.rendered["__log_dir"] == f"/var/log/{project.slug}"
     assert program["stopsignal"] == signal.SIGTERM
     assert program["stopwaitsecs"] == STOP_TIMEOUT > GRACEFUL_WINDOW
     assert program["stopasgroup"] is True and program["killasgroup"] is True
     assert program["autostart"] is True and program["autorestart"] == "RestartUnconditionally"
     assert program["startsecs"] > 0
     assert program["redirect_stderr"] is True
+    assert program["stdout_logfile"] == f"{project.rendered['__log_dir']}/{answers['wsgi_server']}.log"
     assert 0 < program["stdout_logfile_maxbytes"] and program["stdout_logfile_backups"] > 0
 
 
@@ -465,7 +462,7 @@ def test_tmpfiles_entry(baked, answers):
         assert not project.tmpfiles.exists()
         return
     entries = [line.split() for line in project.tmpfiles.read_text().splitlines() if not line.startswith("#")]
-    assert entries == [["d", f"/run/{project.slug}", "2750", project.slug, project.front_group, "-"]]
+    assert entries == [["d", project.rendered["__run_dir"], "2750", project.slug, project.front_group, "-"]]
     assert Path(project.socket).parent == Path(entries[0][1])
 
 
@@ -498,8 +495,8 @@ def test_stop_signal_pairing(baked, answers):
 def test_front_server_names_the_same_socket(baked, answers):
     """The socket the app server binds is the one the front server's site file proxies to."""
     project = baked(answers)
-    site = project.file(f"deploy/{answers['web_server']}/{{slug}}.conf").read_text()
-    assert project.socket in site
+    [site] = project.file(f"deploy/{answers['web_server']}").iterdir()
+    assert project.socket in site.read_text()
 
 
 # --- run it ---------------------------------------------------------------------------------------
@@ -636,7 +633,7 @@ def test_app_server_serves_and_stops(cookies, roots, server_venv, answers, tmp_p
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    run_dir = Path(f"/run/{slug}")
+    run_dir = Path(project.rendered["__run_dir"])
     if project.socket:
         run_dir.mkdir(mode=0o750)  # what RuntimeDirectory= or tmpfiles.d makes
     log = tmp_path / "server.log"
@@ -646,7 +643,7 @@ def test_app_server_serves_and_stops(cookies, roots, server_venv, answers, tmp_p
         )
     try:
         address = project.socket or ("127.0.0.1", int(port))
-        get = uwsgi_get if answers["web_server"] == "nginx" and answers["wsgi_server"] == "uwsgi" else http_get
+        get = http_get if project.rendered["__http_proxy"] else uwsgi_get
         response = wait_for_answer(server, get, address, f"{project.prefix}/", log)
         assert response.status == 200, response.text
         assert f'href="{project.prefix}/static/' in response.text  # url_for() keeps the mount point

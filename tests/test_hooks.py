@@ -1,11 +1,18 @@
 """Unit tests of the hook functions, called directly."""
 
+import json
 import os
 import shlex
+import shutil
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from combinations import SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
+from combinations import AXES, STACK, SUPPORTED_COMBINATIONS, TEMPLATE, UNSUPPORTED_COMBINATIONS, stack_id
+from cookiecutter.exceptions import UndefinedVariableInTemplate
+from cookiecutter.main import cookiecutter
 from helpers import default_answers, load_hook, parse_env
 
 pre = load_hook("pre_gen_project")
@@ -203,7 +210,8 @@ def test_venv_commands_prefer_uv(monkeypatch):
     monkeypatch.setattr(post.shutil, "which", lambda name: None)
     commands = post.venv_commands("/usr/bin/python3")
     assert commands[0] == ["/usr/bin/python3", "-m", "venv", ".venv"]
-    assert commands[1][-2:] == ["-e", ".[dev]"]
+    assert commands[1][-3:] == ["--require-hashes", "-r", "requirements-dev.txt"]
+    assert commands[2][-3:] == ["--no-deps", "-e", "."]
 
 
 def test_failed_venv_keeps_project_and_says_how_to_retry(tmp_path, monkeypatch, capsys):
@@ -223,3 +231,178 @@ def test_existing_venv_is_kept(tmp_path, monkeypatch):
 def test_cruft_is_recognised_by_its_commit_answer():
     assert post.rendered_by_cruft({"_commit": "abc"})
     assert not post.rendered_by_cruft(default_answers())
+
+
+def test_prompt_lists_are_the_table_of_stack_facts():
+    """cookiecutter prompts from the lists in cookiecutter.json; the table names the same choices, in order."""
+    prompts = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    assert {key: tuple(prompts[key]) for key in STACK["choices"]} == AXES
+
+
+def test_a_choice_without_its_table_entry_fails_loudly(tmp_path):
+    """A front server added to the prompt list but not to the table stops the bake; nothing treats it as
+    Apache or as none."""
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE, template, ignore=shutil.ignore_patterns(".git", ".tox", "__pycache__"))
+    prompts = json.loads((template / "cookiecutter.json").read_text())
+    prompts["web_server"].append("caddy")
+    (template / "cookiecutter.json").write_text(json.dumps(prompts))
+    with pytest.raises(UndefinedVariableInTemplate, match="caddy|has no attribute"):
+        cookiecutter(str(template), no_input=True, output_dir=str(tmp_path), extra_context={"web_server": "caddy"})
+    assert not (tmp_path / "flask_stack_app").exists()
+
+
+def test_rerun_command_leaves_out_values_derived_from_a_refused_answer():
+    """install_dir=/opt/class came from project_slug=class: the new slug must derive a new one."""
+    answers = default_answers(project_slug="class", web_server="none")
+    assert answers["install_dir"] == "/opt/class"
+    derived = pre.derived_values(answers, pre.template_defaults(answers))
+    assert derived["install_dir"] == "/opt/class"
+    assert derived["http_port"] == "8000"
+    words = shlex.split(pre.rerun_command(answers, {"project_slug"}, derived))
+    assert not any(word.startswith(("install_dir=", "http_port=", "project_slug=")) for word in words)
+    assert "project_name=Flask Stack App" in words
+    assert "web_server=none" in words
+
+
+def test_rerun_command_keeps_values_the_user_chose():
+    answers = default_answers(project_slug="class", install_dir="/srv/notes", http_port="8080", web_server="none")
+    derived = pre.derived_values(answers, pre.template_defaults(answers))
+    words = shlex.split(pre.rerun_command(answers, {"project_slug"}, derived))
+    assert "install_dir=/srv/notes" in words
+    assert "http_port=8080" in words
+
+
+def test_rerun_command_keeps_no_input_only_when_given():
+    answers = default_answers(http_port="0")
+    assert shlex.split(pre.rerun_command(answers, {"http_port"}, no_input=True))[2] == "--no-input"
+    assert "--no-input" not in shlex.split(pre.rerun_command(answers, {"http_port"}))
+    text = pre.report(answers, pre.validate(answers), no_input=True)
+    assert "adding http_port=<new value>" in text
+
+
+def test_template_defaults_unreadable_means_nothing_is_derived():
+    assert pre.template_defaults({"_template": "gh:org/missing"}) == {}
+    assert pre.derived_values(default_answers(), {}) == {}
+
+
+def test_parent_argv_is_the_command_line_of_the_hooks_parent():
+    """cookiecutter runs the hook as its child: the hook reads cookiecutter's own arguments."""
+    child = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('pre', {str(pre.__file__)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(module.parent_argv())\n"
+    )
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    result = subprocess.run(
+        [sys.executable, "-c", parent, "gh:org/x", "--no-input"], capture_output=True, text=True, check=True
+    )
+    assert "'gh:org/x', '--no-input'" in result.stdout
+
+
+def cookiecutter_cli(tmp_path, *words):
+    """Run the cookiecutter command line as a user would, in tmp_path."""
+    tmp_path.mkdir(exist_ok=True)
+    program = Path(sys.executable).with_name("cookiecutter")
+    return subprocess.run([str(program), *words], cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def test_pasted_rerun_command_derives_nothing_from_the_refused_answer(tmp_path):
+    """Refused with --no-input, the printed command (plus a new slug) bakes without prompts, nothing at /opt/class."""
+    refused = cookiecutter_cli(tmp_path, str(TEMPLATE), "--no-input", "project_slug=class", "create_venv=no")
+    assert refused.returncode != 0
+    assert list(tmp_path.iterdir()) == []
+    lines = refused.stderr.splitlines()
+    command = shlex.split(lines[lines.index(next(line for line in lines if "adding project_slug=" in line)) + 1])
+    assert command[:3] == ["cookiecutter", str(TEMPLATE), "--no-input"]
+    pasted = cookiecutter_cli(tmp_path, *command[1:], "project_slug=my_notes")
+    assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+    project = tmp_path / "my_notes"
+    assert "/opt/my_notes" in (project / "README.md").read_text()
+    # The same project as asking for my_notes in the first place (secrets and git history aside).
+    direct = cookiecutter_cli(
+        tmp_path / "direct", str(TEMPLATE), "--no-input", "project_slug=my_notes", "create_venv=no"
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert project_files(project) == project_files(tmp_path / "direct" / "my_notes")
+
+
+def project_files(project):
+    """Every file of a baked project but its secrets and git history, as {path: text}."""
+    return {
+        str(path.relative_to(project)): path.read_text()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.parts and path.name != ".env"
+    }
+
+
+@pytest.fixture
+def no_git_identity(tmp_path, monkeypatch):
+    """A HOME without ~/.gitconfig and no system config: git knows no user."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+
+
+def git(root, *words):
+    return subprocess.run(["git", *words], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_init_git_makes_a_first_commit_by_the_author(tmp_path, no_git_identity):
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "app.py").write_text("x = 1\n")
+    (root / ".gitignore").write_text(".env\n")
+    (root / ".env").write_text("FLASK_SECRET_KEY=secret\n")
+    assert post.init_git(root, default_answers(author_name="Ann O'Neil", author_email="ann@example.com"))
+    assert git(root, "log", "--format=%an <%ae>") == "Ann O'Neil <ann@example.com>"
+    assert git(root, "ls-files").split() == [".gitignore", "app.py"]
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_init_git_runs_once(tmp_path, no_git_identity):
+    """Generating over an existing project (--overwrite-if-exists) adds no commit and leaves .git alone."""
+    (tmp_path / "app.py").write_text("x = 1\n")
+    assert post.init_git(tmp_path, default_answers())
+    index = (tmp_path / ".git" / "index").read_bytes()
+    assert post.init_git(tmp_path, default_answers()) is False
+    assert git(tmp_path, "rev-list", "--count", "HEAD") == "1"
+    assert (tmp_path / ".git" / "index").read_bytes() == index
+
+
+def test_init_git_leaves_a_project_inside_a_repository_alone(tmp_path):
+    git(tmp_path, "init", "--quiet")
+    root = tmp_path / "shop"
+    root.mkdir()
+    assert post.init_git(root, default_answers()) is False
+    assert not (root / ".git").exists()
+
+
+def test_init_git_without_git_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(post.shutil, "which", lambda name: None)
+    assert post.init_git(tmp_path, default_answers()) is False
+    assert not (tmp_path / ".git").exists()
+
+
+def test_next_steps_say_where_the_project_is_and_what_to_run(tmp_path):
+    text = post.next_steps(tmp_path / "my notes", default_answers(project_slug="shop"), venv_ready=True)
+    assert f"cd '{tmp_path}/my notes'" in text
+    assert ".venv/bin/flask --app shop run --debug" in text
+    assert ".venv/bin/pytest" in text
+    assert "README.md has the deploy steps" in text
+    assert "python3 -m venv" not in text
+    text = post.next_steps(tmp_path, default_answers(), venv_ready=False)
+    assert "python3 -m venv .venv" in text
+
+
+def test_generation_ends_with_next_steps_and_a_committed_repository(tmp_path):
+    """What a user sees at the end of `cookiecutter --no-input`: the next steps, last."""
+    result = cookiecutter_cli(tmp_path, str(TEMPLATE), "--no-input", "project_slug=shop", "create_venv=no")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().splitlines()[-1] == "README.md has the deploy steps for your server."
+    assert f"cd {tmp_path / 'shop'}" in result.stdout
+    assert git(tmp_path / "shop", "status", "--porcelain") == ""
+    assert ".env" not in git(tmp_path / "shop", "ls-files").split()

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from combinations import AXES, STACK, SUPPORTED_COMBINATIONS, context
+
 BASE_PORT = 24100  # each case uses BASE_PORT + 10 * index (+1 for a test proxy)
 SHORT = {
     "gunicorn": "gu",
@@ -82,6 +84,15 @@ class Case:
     def project_name(self):
         return f"E2E Stack {self.index:02d}"
 
+    @property
+    def front_user(self):
+        """The account the front server runs as."""
+        return STACK["choices"]["web_server"][self.web_server][self.os_family]["user"]
+
+    def rendered(self):
+        """The answers and derived values (__socket, __env_file, ...) this case's bake is rendered with."""
+        return context(**self.answers())
+
     def answers(self):
         """The cookiecutter answers of this case."""
         return {
@@ -109,15 +120,8 @@ def _matrix():
     systemd and supervisord behind each front; some fronts get a URL prefix.
     """
     cases = []
-    pairs = [
-        ("gunicorn", "nginx"),
-        ("gunicorn", "apache"),
-        ("gunicorn", "none"),
-        ("uwsgi", "nginx"),
-        ("uwsgi", "apache"),
-        ("uwsgi", "none"),
-        ("mod_wsgi", "apache"),
-    ]
+    debian = [c for c in SUPPORTED_COMBINATIONS if c["os_family"] == "debian"]
+    pairs = list(dict.fromkeys((c["wsgi_server"], c["web_server"]) for c in debian))
     prefixed = {
         ("gunicorn", "nginx", "mysql"),
         ("gunicorn", "apache", "sqlite"),
@@ -127,11 +131,10 @@ def _matrix():
         ("mod_wsgi", "apache", "mysql"),
     }
     for pair_index, (wsgi, web) in enumerate(pairs):
-        for db_index, database in enumerate(("sqlite", "postgresql", "mysql")):
-            if wsgi == "mod_wsgi":
-                manager = "systemd"
-            else:
-                manager = ("systemd", "supervisord")[(db_index + pair_index) % 2]
+        pair = [c for c in debian if (c["wsgi_server"], c["web_server"]) == (wsgi, web)]
+        managers = list(dict.fromkeys(c["process_manager"] for c in pair))  # mod_wsgi: systemd only
+        for db_index, database in enumerate(AXES["database"]):
+            manager = managers[(db_index + pair_index) % len(managers)]
             prefix = "/sub" if (wsgi, web, database) in prefixed else "/"
             cases.append(Case(wsgi, web, manager, "debian", database, url_prefix=prefix))
     return cases

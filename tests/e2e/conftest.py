@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import subprocess
 import time
 
 import pytest
@@ -25,6 +26,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
+def system_python_include():
+    """Where /usr/bin/python3's headers go (python3-dev), whichever Python release the distribution ships."""
+    code = "import sysconfig; print(sysconfig.get_paths()['include'])"
+    return subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 @pytest.fixture
 def machine(case):
     """Check that this machine has what the case deploys with."""
@@ -40,7 +47,7 @@ def machine(case):
         require_tool(tool, f"needed by {case.id}")
     if case.wsgi_server == "uwsgi":
         require(
-            os.path.exists("/usr/include/python3.11/Python.h"), "python3-dev is not installed (uWSGI builds with it)"
+            os.path.exists(f"{system_python_include()}/Python.h"), "python3-dev is not installed (uWSGI builds with it)"
         )
     if case.database == "postgresql":
         require(connectable(("127.0.0.1", 5432)), "PostgreSQL does not answer on 127.0.0.1:5432")

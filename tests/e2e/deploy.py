@@ -95,14 +95,10 @@ class Install:
         self.root = Path(case.install_dir)
         self.venv = self.root / ".venv"
         self.env = read_env_file(project / ".env")
-        if case.rootless:
-            self.user = self.group = case.rootless_user
-            self.env_file = self.root / ".env"
-            self.state_dir = self.root / "var"
-        else:
-            self.user = self.group = case.slug
-            self.env_file = Path(f"/etc/{case.slug}/{case.slug}.env")
-            self.state_dir = Path(f"/var/lib/{case.slug}")
+        self.user = self.group = case.rootless_user if case.rootless else case.slug
+        rendered = case.rendered()
+        self.env_file = Path(rendered["__env_file"])
+        self.state_dir = Path(rendered["__state_dir"])
 
     @property
     def database_url(self):

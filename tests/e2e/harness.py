@@ -35,12 +35,6 @@ from .system import (
 )
 
 WORK_ROOT = Path("/tmp/flask-stack-e2e")  # not under pytest's 0700 tmp: service users must reach the notify socket
-FRONT_USER = {
-    ("nginx", "debian"): "www-data",
-    ("nginx", "rhel"): "nginx",
-    ("apache", "debian"): "www-data",
-    ("apache", "rhel"): "apache",
-}
 
 
 def one_file(folder, pattern, what):
@@ -55,7 +49,8 @@ class Deployment:
         self.wheelhouse = wheelhouse
         self.cleanup = cleanup
         self.work = WORK_ROOT / case.slug
-        self.prefix = "" if case.url_prefix == "/" else case.url_prefix.rstrip("/")
+        self.rendered = case.rendered()  # the bake's answers and derived values
+        self.prefix = self.rendered["__prefix"]
         self.front_port = case.proxy_port if case.web_server == "none" else case.port
         self.client = Client(self.front_port, case.domain)
         self.install = None
@@ -176,9 +171,7 @@ class Deployment:
 
     @property
     def socket_path(self):
-        if self.case.web_server == "none" or self.case.wsgi_server == "mod_wsgi":
-            return None
-        return f"/run/{self.case.slug}/{self.case.wsgi_server}.sock"
+        return self.rendered["__socket"] or None
 
     def _wait_listening(self):
         target = self.socket_path or ("127.0.0.1", self.case.port)
@@ -198,13 +191,15 @@ class Deployment:
                 self._start_nginx()
             elif self.case.web_server == "apache":
                 self._start_apache()
-            else:
+            elif self.case.web_server == "none":
                 self._start_test_proxy()
+            else:
+                raise NotImplementedError(f"the end-to-end tier has no way to start web_server={self.case.web_server}")
 
     def _front_account(self):
-        user = FRONT_USER[(self.case.web_server, self.case.os_family)]
+        user, group = self.case.front_user, self.rendered["__front_group"]
         ensure_system_account(user, self.cleanup)
-        return user, user
+        return user, group
 
     def _start_nginx(self):
         user, group = self._front_account()
@@ -409,7 +404,7 @@ class Deployment:
         proven by every request above.
         """
         sock, folder = os.stat(self.socket_path), os.stat(os.path.dirname(self.socket_path))
-        front_group = FRONT_USER[(self.case.web_server, self.case.os_family)]
+        front_group = self.rendered["__front_group"]
         mode, folder_mode = stat.S_IMODE(sock.st_mode), stat.S_IMODE(folder.st_mode)
         group, folder_group = grp.getgrgid(sock.st_gid).gr_name, grp.getgrgid(folder.st_gid).gr_name
         described = f"socket {oct(mode)} :{group}, folder {oct(folder_mode)} :{folder_group}"

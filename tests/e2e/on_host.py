@@ -12,10 +12,8 @@ through the front server at the host's address.
 import contextlib
 import hashlib
 import re
-import shlex
 import threading
 import time
-import tomllib
 from pathlib import Path
 
 from helpers import Client, read_env_file, wait_for
@@ -26,7 +24,6 @@ from .deploy import bake
 from .harness import Deployment
 
 SSH = "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
-BUILT_IN_HOST = ("uwsgi", "mod_wsgi")  # sdists only on PyPI: the mirror serves wheels built on a test host
 RELOAD_RESULTS = []  # (case id, requests, failed) for the terminal summary
 EXPOSURE_LIMIT = 2.5
 WORK_ROOT = Path("/var/tmp/flask-stack-e2e-hosts")  # the bakes and the logs of the host cases
@@ -46,42 +43,15 @@ def parse_usec(text):
     return sum(float(n) * units[u or "s"] for n, u in re.findall(r"(\d+(?:\.\d+)?)\s*(us|ms|min|s|h)?", text))
 
 
-def requirements(project):
-    """The project's dependencies with its server extra, for the mirror."""
-    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    return sorted(meta["dependencies"] + meta.get("optional-dependencies", {}).get("server", []))
-
-
-def stock_mirror(package_mirror, hosts, project):
-    """Put what `pip install '<project>[server]'` needs in the mirror; build uWSGI/mod_wsgi wheels on a host."""
-    wanted = requirements(project) + mirrorlib.BUILD_REQUIREMENTS
-    stamp = mirrorlib.PACKAGES / f".synced-{hashlib.sha256(repr(wanted).encode()).hexdigest()[:12]}"
+def stock_mirror(package_mirror, project):
+    """Put what the README's pip steps install in the mirror: the locked requirements (their sdists and wheels,
+    as on PyPI, so their hashes match) and the build backend of the project itself."""
+    lock = project / "requirements.txt"
+    stamp = mirrorlib.PACKAGES / f".synced-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
     if not stamp.exists():
-        package_mirror.add(*wanted, "setuptools", "wheel")
-        stamp.write_text("\n".join(wanted))
-    for name in BUILT_IN_HOST:
-        if not any(requirement.startswith(name) for requirement in wanted):
-            continue
-        sdists = package_mirror.files(name, ".tar.gz")
-        if sdists and not package_mirror.files(name, ".whl"):
-            build_wheel_on_host(package_mirror, hosts, sdists[-1])
-
-
-def build_wheel_on_host(package_mirror, hosts, sdist):
-    """pip wheel on a test host (the servers' Python and libraries), once; the mirror keeps the wheel."""
-    name, version = sdist.name.removesuffix(".tar.gz").rsplit("-", 1)
-    builder = hosts.boot()
-    try:
-        builder.sh(
-            "python3 -m venv /root/build && /root/build/bin/pip install --quiet wheel && "
-            "/root/build/bin/pip wheel --quiet --no-deps --wheel-dir /root/wheels " + shlex.quote(f"{name}=={version}"),
-            timeout=1200,
-        )
-        for wheel in (Path(f"/proc/{builder.init_pid()}/root") / "root/wheels").glob("*.whl"):
-            package_mirror.add_file(wheel)
-    finally:
-        hosts.started.remove(builder)
-        builder.stop()
+        package_mirror.add("--no-deps", "-r", lock)
+        package_mirror.add(*mirrorlib.BUILD_REQUIREMENTS)
+        stamp.write_text(lock.read_text())
 
 
 class RemoteDatabase:
@@ -164,7 +134,7 @@ class HostDeployment(Deployment):
         with self.step("bake"):
             project = bake(self.case, self.work / "bake")
         with self.step("mirror"):
-            stock_mirror(self.mirror, self.hosts, project)
+            stock_mirror(self.mirror, project)
         with self.step("boot"):
             self.host = self.hosts.boot()
             self.client = Client((self.host.address, self.front_port), self.case.domain)

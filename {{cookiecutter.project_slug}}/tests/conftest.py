@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from {{ cookiecutter.project_slug }} import create_app
-from {{ cookiecutter.project_slug }}.db import db, init_db
+from {{ cookiecutter.project_slug }}.database import db, init_db
 
 DOMAIN = {{ cookiecutter.domain_name | tojson }}
 

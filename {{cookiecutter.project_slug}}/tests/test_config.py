@@ -6,7 +6,7 @@ from sqlalchemy import inspect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from {{ cookiecutter.project_slug }} import create_app
-from {{ cookiecutter.project_slug }}.db import db
+from {{ cookiecutter.project_slug }}.database import db
 
 DOMAIN = {{ cookiecutter.domain_name | tojson }}
 # This stack has {{ 'an HTTP proxy' if cookiecutter.__http_proxy else 'no HTTP proxy' }} in front of the app.

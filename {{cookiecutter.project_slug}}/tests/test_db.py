@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade
 from sqlalchemy import inspect
 
-from {{ cookiecutter.project_slug }}.db import current_revision, db
+from {{ cookiecutter.project_slug }}.database import current_revision, db
 from {{ cookiecutter.project_slug }}.models import Note
 
 

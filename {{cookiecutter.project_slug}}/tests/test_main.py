@@ -2,7 +2,7 @@
 
 from markupsafe import escape
 
-PROJECT_NAME = {{ cookiecutter.project_name | tojson }}
+PROJECT_NAME = {{ cookiecutter.__project_name_py }}
 
 
 def test_index(client):

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from {{ cookiecutter.project_slug }}.db import db
+from {{ cookiecutter.project_slug }}.database import db
 from {{ cookiecutter.project_slug }}.models import Note
 
 

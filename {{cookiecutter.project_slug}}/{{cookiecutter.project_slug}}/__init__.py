@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import config, db, health, main, notes
+from . import config, database, health, main, notes
 
 
 def create_app(test_config=None):
@@ -14,7 +14,8 @@ def create_app(test_config=None):
         app.config.from_prefixed_env()
     else:
         app.config.from_mapping(test_config)
-    config.finish(app)
+    config.apply_debug_server_defaults(app)
+    config.require_secret_key(app)
     {% if cookiecutter.__http_proxy %}
 
     # Exactly one HTTP proxy stands in front: trust its X-Forwarded-For/-Proto/-Host, nothing more.
@@ -23,7 +24,7 @@ def create_app(test_config=None):
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     {% endif %}
 
-    db.init_app(app)
+    database.init_app(app)
     app.register_blueprint(main.bp)
     app.register_blueprint(notes.bp)
     app.register_blueprint(health.bp)
@@ -32,5 +33,5 @@ def create_app(test_config=None):
         # The one-command local run starts on an empty database; production migrates only
         # when told to (init-db), never as a side effect of starting.
         with app.app_context():
-            db.init_db()
+            database.init_db()
     return app

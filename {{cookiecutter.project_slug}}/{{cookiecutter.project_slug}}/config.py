@@ -2,9 +2,9 @@
 
 import secrets
 
-APP_NAME = {{ cookiecutter.project_name | tojson }}
+APP_NAME = {{ cookiecutter.__project_name_py }}
 
-# From the environment file in production (FLASK_SECRET_KEY); see finish().
+# From the environment file in production (FLASK_SECRET_KEY); see require_secret_key().
 SECRET_KEY = None
 
 # A relative SQLite path lands in the instance folder; production sets
@@ -26,14 +26,19 @@ SESSION_COOKIE_SECURE = False
 PREFERRED_URL_SCHEME = "http"
 
 
-def finish(app):
-    """Give the debug server what it may invent; refuse production without a secret key."""
-    if app.debug:
-        # The development server is called by a local name, not the site's domain.
-        app.config["TRUSTED_HOSTS"] = [*app.config["TRUSTED_HOSTS"], "localhost", "127.0.0.1"]
-        if not app.config["SECRET_KEY"]:
-            # Sessions end when the server restarts, which is fine locally.
-            app.config["SECRET_KEY"] = secrets.token_hex(32)
+def apply_debug_server_defaults(app):
+    """Let the debug server answer to local names and invent a session key; production is left alone."""
+    if not app.debug:
+        return
+    # The development server is called by a local name, not the site's domain.
+    app.config["TRUSTED_HOSTS"] = [*app.config["TRUSTED_HOSTS"], "localhost", "127.0.0.1"]
+    if not app.config["SECRET_KEY"]:
+        # Sessions end when the server restarts, which is fine locally.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+
+
+def require_secret_key(app):
+    """Refuse to start without a secret key, except under tests."""
     if not app.config["SECRET_KEY"] and not app.testing:
         env_file = {{ cookiecutter.__env_file | tojson }}
         raise RuntimeError(

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import db
+from .database import db
 
 bp = Blueprint("health", __name__)
 

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import db
+from .database import db
 
 
 def utcnow():

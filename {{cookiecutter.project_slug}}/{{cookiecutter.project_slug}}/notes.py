@@ -4,13 +4,13 @@ import secrets
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
-from .db import db
+from .database import db
 from .models import Note
 
 bp = Blueprint("notes", __name__, url_prefix="/notes")
 
-MAX_LENGTH = 500
-SHOWN = 100
+MAX_NOTE_LENGTH = 500
+NEWEST_NOTES_SHOWN = 100
 
 
 def csrf_token():
@@ -32,14 +32,14 @@ def check_csrf_token():
 def render_page(error=None, body="", status=200):
     """Render the form and the newest notes."""
     notes = db.session.scalars(
-        db.select(Note).order_by(Note.created_at.desc(), Note.id.desc()).limit(SHOWN)
+        db.select(Note).order_by(Note.created_at.desc(), Note.id.desc()).limit(NEWEST_NOTES_SHOWN)
     )
     page = render_template(
         "notes.html",
         notes=notes,
         error=error,
         body=body,
-        max_length=MAX_LENGTH,
+        max_length=MAX_NOTE_LENGTH,
         csrf_token=csrf_token(),
     )
     return page, status
@@ -58,8 +58,8 @@ def create():
     body = request.form.get("body", "").strip()
     if not body:
         return render_page("A note needs some text.", body, 400)
-    if len(body) > MAX_LENGTH:
-        return render_page(f"A note holds at most {MAX_LENGTH} characters.", body, 400)
+    if len(body) > MAX_NOTE_LENGTH:
+        return render_page(f"A note holds at most {MAX_NOTE_LENGTH} characters.", body, 400)
     db.session.add(Note(body=body))
     db.session.commit()
     flash("Note saved.")
