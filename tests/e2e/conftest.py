@@ -7,8 +7,10 @@ import time
 
 import pytest
 from helpers import connectable, require, require_tool
+from hosts.fixtures import summary
 
 from .deploy import Wheelhouse
+from .on_host import RELOAD_RESULTS
 from .system import Cleanup
 
 TIMES = []
@@ -85,6 +87,11 @@ def timing(request, case):
 
 
 def pytest_terminal_summary(terminalreporter):
+    summary(terminalreporter)
+    if RELOAD_RESULTS:
+        terminalreporter.section("systemctl reload under load")
+        for case_id, requests, failed in RELOAD_RESULTS:
+            terminalreporter.write_line(f"{failed:4d} of {requests:5d} requests failed  {case_id}")
     if not TIMES:
         return
     terminalreporter.section("end-to-end time per case")

@@ -8,7 +8,6 @@ import grp
 import os
 import pwd
 import re
-import signal
 import stat
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ from .servers import (
     Apache,
     Nginx,
     Supervisor,
-    SystemdService,
 )
 from .system import (
     ensure_system_account,
@@ -56,7 +54,6 @@ class Deployment:
         self.front_port = case.proxy_port if case.web_server == "none" else case.port
         self.client = Client(self.front_port, case.domain)
         self.install = None
-        self.service = None  # SystemdService
         self.supervisor = None  # Supervisor
         self.program = None  # (name, options)
         self.front = None  # Nginx or Apache
@@ -138,21 +135,9 @@ class Deployment:
             self.init_db()
             return
         with self.step("start app"):
-            if case.process_manager == "systemd":
-                self._start_systemd()
-            else:
-                self._start_supervisord()
+            assert case.process_manager == "supervisord", "systemd stacks run on test hosts (on_host.py)"
+            self._start_supervisord()
         self._wait_listening()
-
-    def _start_systemd(self):
-        unit = self.deployed("deploy/systemd", "*.service", "systemd unit")
-        self.service = SystemdService(unit, self.work, self.cleanup)
-        self.init_db()
-        self.service.start(f"app-{self.case.slug}", self.app_log)
-        if self.case.database == "sqlite":
-            assert self.install.state_dir in self.service.state_dirs, (
-                f"the unit's StateDirectory= {self.service.state_dirs} is not {self.install.state_dir}"
-            )
 
     def _start_supervisord(self):
         case, install = self.case, self.install
@@ -193,8 +178,6 @@ class Deployment:
         assert wait_for(lambda: connectable(target), 30), f"the app server does not accept connections on {target}"
 
     def app_pids(self):
-        if self.service is not None:
-            return self.service.tree.pids()
         if self.supervisor is not None:
             return self.supervisor.program_pids()
         uid = pwd.getpwnam(self.install.user).pw_uid  # mod_wsgi daemon processes run as the app user
@@ -452,21 +435,9 @@ class Deployment:
     # --- stop --------------------------------------------------------------------
 
     def check_stop(self):
-        """The stop signal of the unit/program ends every app process in time and removes the socket."""
+        """The program's stop signal ends every app process in time and removes the socket."""
         with self.step("stop"):
-            if self.service is not None:
-                elapsed, limit = self.service.stop_check(self.socket_path)
-                unit = self.service.unit
-                how = f"{unit.get('KillSignal', 'SIGTERM')} ({unit.get('KillMode', 'control-group')})"
-            elif self.supervisor is not None:
-                name, options = self.program
-                elapsed, limit = self.supervisor.stop_check(name, options, self.socket_path)
-                how = f"supervisorctl stop (stopsignal={options.get('stopsignal', 'TERM')})"
-            else:
-                # Apache's own unit stops with a graceful stop (SIGWINCH); mod_wsgi daemons go with it.
-                limit = 30
-                self.front.tree.signal_main(signal.SIGWINCH)
-                elapsed = self.front.tree.wait_all(limit)
-                assert elapsed is not None, f"Apache processes {self.front.tree.pids()} still running after {limit} s"
-                how = "SIGWINCH to Apache"
+            name, options = self.program
+            elapsed, limit = self.supervisor.stop_check(name, options, self.socket_path)
+            how = f"supervisorctl stop (stopsignal={options.get('stopsignal', 'TERM')})"
         self.checked.append(f"stopped by {how} in {elapsed:.1f} s (limit {limit:.0f} s)")

@@ -1,26 +1,19 @@
-"""Run the generated configs under the real servers.
+"""Run the generated configs of the stacks that stay on this machine under the real servers.
 
-systemd is not running here, so a generated unit is checked with
-`systemd-analyze verify` and then its own ExecStart runs the way systemd would
-run it: as User/Group (setpriv), in WorkingDirectory, with the unit's
-environment, RuntimeDirectory/StateDirectory made first, in a cgroup of its
-own, with a notify socket when Type=notify. supervisord, nginx and Apache are
-the real daemons, each with a main config of the test that includes the
-generated file as it was generated.
+supervisord, nginx and Apache are the real daemons, each with a main config of
+the test that includes the generated file as it was generated. Stacks run by
+systemd are deployed on test hosts instead (on_host.py).
 """
 
-import os
 import pwd
 import re
-import shlex
 import signal
-import socket
 import time
 from pathlib import Path
 
-from helpers import Unit, connectable, read_env_file, wait_for
+from helpers import connectable, wait_for
 
-from .system import ProcessTree, make_dir, remove_tree, run, tail
+from .system import ProcessTree, make_dir, run, tail
 
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
@@ -59,220 +52,6 @@ APACHE_RHEL_EXTRA_MODULES = [
     "version",
     "logio",
 ]
-
-
-def parse_seconds(text):
-    """systemd/supervisord time spans: '30', '30s', '1min 30s', '500ms'."""
-    units = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
-    total = 0.0
-    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text.strip()):
-        total += float(number) * units[unit or "s"]
-    return total
-
-
-def signal_number(name):
-    name = name.strip().upper()
-    if name.isdigit():
-        return int(name)
-    return getattr(signal, name if name.startswith("SIG") else "SIG" + name)
-
-
-# --- systemd -----------------------------------------------------------------
-
-
-def expand_specifiers(text, unit, user):
-    specifiers = {
-        "%%": "%",
-        "%n": unit.name,
-        "%N": unit.name.rsplit(".", 1)[0],
-        "%p": unit.name.rsplit(".", 1)[0],
-        "%t": "/run",
-        "%S": "/var/lib",
-        "%C": "/var/cache",
-        "%L": "/var/log",
-        "%E": "/etc",
-        "%u": user,
-        "%h": pwd.getpwnam(user).pw_dir,
-        "%U": str(pwd.getpwnam(user).pw_uid),
-    }
-
-    def replace(match):
-        if match.group(0) not in specifiers:
-            raise AssertionError(f"{unit.name}: specifier {match.group(0)} not handled by the test harness")
-        return specifiers[match.group(0)]
-
-    return re.sub(r"%.", replace, text)
-
-
-def expand_variables(words, env):
-    """systemd's ExecStart expansion: ${VAR} stays one word, a lone $VAR splits on whitespace."""
-    expanded = []
-    for word in words:
-        whole = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
-        if whole:
-            expanded += env.get(whole.group(1), "").split()
-            continue
-        expanded.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word))
-    return expanded
-
-
-class NotifySocket:
-    """A NOTIFY_SOCKET like systemd's, to see READY=1 from a Type=notify service."""
-
-    def __init__(self, directory):
-        self.path = Path(directory) / "notify"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.path))
-        self.path.chmod(0o777)
-        self.messages = []
-
-    def wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                data = self.sock.recv(4096).decode(errors="replace")
-            except TimeoutError:
-                break
-            self.messages.append(data)
-            if "READY=1" in data.split("\n"):
-                return True
-        return False
-
-    def close(self):
-        self.sock.close()
-
-
-class SystemdService:
-    """A generated service unit run as systemd would run it."""
-
-    def __init__(self, unit_path, work_dir, cleanup):
-        self.unit = Unit(unit_path)
-        self.work_dir = Path(work_dir)
-        self.cleanup = cleanup
-        self.tree = None
-        self.notify = None
-
-    def verify(self):
-        result = run(["systemd-analyze", "verify", self.unit.path], check=False)
-        complaints = [line for line in (result.stdout + result.stderr).splitlines() if self.unit.name in line]
-        assert result.returncode == 0 and not complaints, (
-            f"systemd-analyze verify {self.unit.name} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-        )
-
-    @property
-    def user(self):
-        return self.unit.get("User", "root")
-
-    @property
-    def group(self):
-        return self.unit.get("Group") or pwd.getpwnam(self.user).pw_name
-
-    def _directories(self, key, base, mode_key):
-        mode = int(self.unit.get(mode_key, "0755"), 8)
-        made = []
-        for value in self.unit.all(key):
-            for name in value.split():
-                path = Path(base) / name
-                if key == "RuntimeDirectory":
-                    remove_tree(path)  # systemd makes it afresh at every start
-                make_dir(path, self.cleanup, self.user, self.group, mode)
-                made.append(path)
-        return made
-
-    def environment(self):
-        account = pwd.getpwnam(self.user)
-        env = {
-            "PATH": SYSTEMD_PATH,
-            "LANG": "C.UTF-8",
-            "USER": self.user,
-            "LOGNAME": self.user,
-            "HOME": account.pw_dir,
-            "SHELL": account.pw_shell,
-            "INVOCATION_ID": os.urandom(16).hex(),
-        }
-        runtime = [f"/run/{n}" for v in self.unit.all("RuntimeDirectory") for n in v.split()]
-        state = [f"/var/lib/{n}" for v in self.unit.all("StateDirectory") for n in v.split()]
-        if runtime:
-            env["RUNTIME_DIRECTORY"] = ":".join(runtime)
-        if state:
-            env["STATE_DIRECTORY"] = ":".join(state)
-        for line in self.unit.all("Environment"):
-            for assignment in shlex.split(expand_specifiers(line, self.unit, self.user)):
-                key, value = assignment.split("=", 1)
-                env[key] = value
-        for line in self.unit.all("EnvironmentFile"):
-            optional = line.startswith("-")
-            path = Path(expand_specifiers(line.lstrip("-"), self.unit, self.user))
-            if path.exists():
-                env.update(read_env_file(path))
-            else:
-                assert optional, f"{self.unit.name}: EnvironmentFile {path} does not exist"
-        return env
-
-    def command(self, env):
-        lines = self.unit.all("ExecStart")
-        assert len(lines) == 1, f"{self.unit.name}: expected one ExecStart, got {lines}"
-        line = lines[0].lstrip("@-:+!")
-        words = expand_variables(shlex.split(expand_specifiers(line, self.unit, self.user)), env)
-        assert words and words[0].startswith("/"), f"{self.unit.name}: ExecStart is not an absolute path: {line}"
-        return words
-
-    def start(self, name, log_path):
-        """Create what systemd would, then run ExecStart; wait until the service is ready."""
-        self.verify()
-        self.runtime_dirs = self._directories("RuntimeDirectory", "/run", "RuntimeDirectoryMode")
-        self.state_dirs = self._directories("StateDirectory", "/var/lib", "StateDirectoryMode")
-        env = self.environment()
-        if self.unit.get("Type") == "notify":
-            notify_dir = make_dir(self.work_dir / "notify", self.cleanup, mode=0o755)
-            self.notify = NotifySocket(notify_dir)
-            self.cleanup.push("close notify socket", self.notify.close)
-            env["NOTIFY_SOCKET"] = str(self.notify.path)
-        argv = self.command(env)
-        cwd = self.unit.get("WorkingDirectory", "~" if self.user != "root" else "/").lstrip("-")
-        cwd = pwd.getpwnam(self.user).pw_dir if cwd == "~" else cwd
-        umask = int(self.unit.get("UMask", "0022"), 8)
-        privileges = ["setpriv", "--reuid", self.user, "--regid", self.group, "--init-groups"]
-        if self.unit.get("NoNewPrivileges", "no").lower() in ("yes", "true", "1", "on"):
-            privileges.append("--no-new-privs")
-        if self.unit.get("CapabilityBoundingSet") == "" and self.user != "root":
-            privileges += ["--bounding-set", "-all"]
-        self.argv = argv
-        self.tree = ProcessTree(name, privileges + ["--"] + argv, log_path, env=env, cwd=cwd, umask=umask)
-        self.cleanup.push(f"stop {name}", self.tree.stop, signal.SIGKILL, 5)
-        if self.notify is not None:
-            ready = self.notify.wait_ready(min(parse_seconds(self.unit.get("TimeoutStartSec", "60")), 60))
-            assert ready, (
-                f"{self.unit.name}: Type=notify but no READY=1 within the start timeout "
-                f"(messages: {self.notify.messages}; alive: {self.tree.alive()})"
-            )
-        return self.tree
-
-    def stop_check(self, socket_path=None):
-        """Stop as systemd would (KillSignal per KillMode, ExecStop if any) within TimeoutStopSec.
-
-        Returns (seconds it took, timeout).
-        """
-        kill_signal = signal_number(self.unit.get("KillSignal", "SIGTERM"))
-        kill_mode = self.unit.get("KillMode", "control-group")
-        timeout = parse_seconds(self.unit.get("TimeoutStopSec", "90s"))
-        start = time.monotonic()
-        for line in self.unit.all("ExecStop"):
-            words = shlex.split(line.lstrip("@-:+!").replace("$MAINPID", str(self.tree.pid)))
-            run(words)
-        if kill_mode == "control-group":
-            self.tree.signal_all(kill_signal)
-        else:
-            self.tree.signal_main(kill_signal)
-        elapsed = self.tree.wait_all(timeout)
-        assert elapsed is not None, (
-            f"{self.unit.name}: processes {self.tree.pids()} still running "
-            f"{timeout:.0f} s (TimeoutStopSec) after {signal.Signals(kill_signal).name}"
-        )
-        if socket_path:
-            assert not Path(socket_path).exists(), f"{socket_path} is left behind after the service stopped"
-        return time.monotonic() - start, timeout
 
 
 # --- supervisord -------------------------------------------------------------
