@@ -44,13 +44,19 @@ SOURCES = 60  # client addresses the writes come from: under the form's per-clie
 
 def database_control(deployment):
     """Shell commands on the host that stop, start, freeze and thaw the case's database server."""
-    unit = {"postgresql": "postgresql@*-main.service", "mysql": "mariadb.service"}[deployment.case.database]
+    if deployment.case.database == "postgresql":
+        # postgresql.service only starts and stops the clusters; the server runs in postgresql@<version>-main.
+        listed = deployment.host.run(["systemctl", "list-units", "--plain", "--no-legend", "postgresql@*"]).stdout
+        service, server = "postgresql", listed.split()[0]
+    else:
+        service = server = "mariadb"
     return {
-        "stop": f"systemctl stop '{unit}'",
-        "start": f"systemctl start '{unit}'",
-        "freeze": f"systemctl kill --signal=SIGSTOP '{unit}'",
-        "thaw": f"systemctl kill --signal=SIGCONT '{unit}'",
-        "restart": f"systemctl restart '{unit}'",
+        "stop": f"systemctl stop {service}",
+        "start": f"systemctl start {service}",
+        "restart": f"systemctl restart {service}",
+        # Every process of the server, as a paused VM or a stuck disk would leave it: connections accepted, no answer.
+        "freeze": f"systemctl kill --signal=SIGSTOP {server}",
+        "thaw": f"systemctl kill --signal=SIGCONT {server}",
     }
 
 
@@ -338,16 +344,23 @@ def short_secret_key(deployment, problems):
     case = deployment.case
     install = f"/opt/{case.slug}"
     env_file = f"/etc/{case.slug}/{case.slug}.env"
-    script = (
-        f"cd {install} && set -a && . {env_file} && set +a && FLASK_SECRET_KEY=x "
-        f"runuser -u {case.slug} --preserve-environment -- {install}/.venv/bin/python -c 'import wsgi'"
-    )
-    result = deployment.host.run(["bash", "-c", script], check=False)
+    # The environment file as the service reads it, the key replaced; wsgi.py builds the production app.
+    as_app = f"cd {install} && set -a && . {env_file} && set +a && FLASK_SECRET_KEY=x exec .venv/bin/python -c "
+    as_app += "'import wsgi'"
+    result = deployment.host.run(["runuser", "-u", case.slug, "--", "bash", "-c", as_app], check=False)
     refused = result.returncode != 0 and "SECRET_KEY" in result.stderr
     detail = "refused" if refused else f"accepted (exit {result.returncode})"
     record("1-character SECRET_KEY", case.id, 1, int(not refused), detail)
     if not refused:
         problems.append(f"production started with a 1-character SECRET_KEY: {result.stderr[-500:]}")
+
+
+@pytest.fixture
+def timing():
+    """Seconds per step of the deployment, printed with the test's output."""
+    steps = {}
+    yield steps
+    print("steps: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items()))
 
 
 @pytest.mark.parametrize("case", STACKS, ids=[case.id for case in STACKS])

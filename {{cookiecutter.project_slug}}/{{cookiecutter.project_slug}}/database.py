@@ -64,7 +64,9 @@ def bounded_engine_options(app):
     """SQLALCHEMY_ENGINE_OPTIONS plus the connect and statement timeouts of config.py, as the driver takes them."""
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     backend = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name()
-    timeouts = driver_timeouts(backend, app.config["DATABASE_CONNECT_TIMEOUT"], app.config["DATABASE_STATEMENT_TIMEOUT"])
+    connect = app.config["DATABASE_CONNECT_TIMEOUT"]
+    statement = app.config["DATABASE_STATEMENT_TIMEOUT"]
+    timeouts = driver_timeouts(backend, connect, statement)
     options["connect_args"] = {**timeouts, **options.get("connect_args", {})}
     return options
 
@@ -78,7 +80,8 @@ def driver_timeouts(backend, connect, statement):
     if backend == "postgresql":
         # The server cancels a longer statement or lock wait itself (it counts milliseconds);
         # BoundedConnection gives up on a server that does not answer at all.
-        return {"connect_timeout": connect, "options": f"-c statement_timeout={int(statement * 1000)}"}
+        options = f"-c statement_timeout={int(statement * 1000)}"
+        return {"connect_timeout": connect, "options": options}
 {% elif cookiecutter.database == 'mysql' %}
     if backend == "mysql":
         # PyMySQL's socket timeouts bound every read and write, the server's greeting included, so a
