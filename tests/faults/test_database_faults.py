@@ -77,7 +77,7 @@ class SqliteLock:
     def begin(self):
         path = self.deployment.install.sqlite_path
         command = self.deployment.host.command(["python3", "-c", self.HOLDER, path, str(self.seconds)])
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen([str(word) for word in command], stdout=subprocess.PIPE, text=True)
         assert self.process.stdout.readline().strip() == "locked", "the lock holder did not get the lock"
 
     def end(self):
