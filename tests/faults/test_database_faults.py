@@ -247,9 +247,9 @@ def writes_through_restart(deployment, problems):
         thread.start()
     time.sleep(0.5)
     if case.database == "sqlite":
-        lock = SqliteLock(deployment, 2)
-        lock.begin()
-        lock.end()
+        holder = SqliteLock(deployment, 2)
+        holder.begin()
+        holder.end()
         what = "a 2 s write lock held by another process"
     else:
         deployment.host.sh(database_control(deployment)["restart"])
