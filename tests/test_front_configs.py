@@ -538,6 +538,8 @@ def test_apache_site_content(sites, stack):
         assert group == options["user"] == options["group"] == site.slug
         assert options["python-home"] == site.answers["__venv"] and options["home"] == install_dir
         assert int(options["request-timeout"]) == APP_TIMEOUT < int(options["socket-timeout"])
+        # A daemon restart imports the app again: at 1000 requests that cost most of the throughput.
+        assert int(options["maximum-requests"]) >= 100000
         assert values(named, "WSGIProcessGroup") == [[site.slug]]
         assert values(named, "WSGIApplicationGroup") == [["%{GLOBAL}"]]
         assert values(named, "WSGIScriptAlias") == [[prefix or "/", f"{install_dir}/wsgi.py"]]
