@@ -29,14 +29,24 @@ def test_production_refuses_without_secret_key(environment):
     assert "README" in str(error.value)
 
 
+@pytest.mark.parametrize("key", ["x", "a" * 31, "é" * 15])
+def test_production_refuses_short_secret_key(environment, key):
+    """A key under 32 bytes (é is two) stops production, saying how to make a good one."""
+    environment.setenv("FLASK_SECRET_KEY", key)
+    environment.setenv("FLASK_SQLALCHEMY_DATABASE_URI", "sqlite://")
+    with pytest.raises(RuntimeError, match="fewer than 32") as error:
+        create_app()
+    assert "token_hex(32)" in str(error.value)
+
+
 def test_production_reads_environment(environment):
     """FLASK_* variables set the configuration, JSON values typed."""
-    environment.setenv("FLASK_SECRET_KEY", "from-the-environment")
+    environment.setenv("FLASK_SECRET_KEY", "from-the-environment-32-bytes-long")
     environment.setenv("FLASK_SQLALCHEMY_DATABASE_URI", "sqlite://")
     environment.setenv("FLASK_SESSION_COOKIE_SECURE", "true")
     app = create_app()
     assert not app.debug
-    assert app.config["SECRET_KEY"] == "from-the-environment"
+    assert app.config["SECRET_KEY"] == "from-the-environment-32-bytes-long"
     assert app.config["SESSION_COOKIE_SECURE"] is True
 
 

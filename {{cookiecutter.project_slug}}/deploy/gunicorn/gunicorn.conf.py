@@ -29,7 +29,8 @@ raw_env = ["SCRIPT_NAME={{ cookiecutter.__prefix }}"]
 
 # Sync workers, two per CPU this process may use plus one (gunicorn's rule of thumb).
 workers = 2 * len(os.sched_getaffinity(0)) + 1
-# Kill a worker stuck on one request after 30 s, before the front server gives up at 60 s.
+# Kill a worker stuck on one request after 30 s: after the app gives up on a sick database (at most
+# 12 s, config.py), before the front server gives up at 60 s.
 timeout = 30
 # On stop or reload, in-flight requests get 25 s: under {{ stop_timeout }}.
 graceful_timeout = 25
