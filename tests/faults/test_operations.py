@@ -38,6 +38,8 @@ CASES = [
 # Requests one worker serves at once: gunicorn's sync worker 1, uWSGI threads = 2, mod_wsgi threads=5.
 WORKER_CONCURRENCY = {"gunicorn": 1, "uwsgi": 2, "mod_wsgi": 5}
 CLIENTS = 4
+# Apache's unit restarts a killed parent at once (Restart=on-abort); it then needs a moment to listen again.
+KILLED_APACHE_BACK = 10
 
 
 def stack_name(case):
@@ -207,7 +209,12 @@ class Operations:
         self.bar("kill -9 one worker", load, allowed, f"bar {allowed}")
 
     def kill_master(self):
-        """kill -9 of the master; the unit restarts it. The bar: the requests its workers had in flight."""
+        """kill -9 of the master; its unit starts it again.
+
+        The bar: where systemd holds the listening socket (gunicorn, uWSGI), at most the requests the workers
+        had in flight. Apache (mod_wsgi) opens its port afresh when its unit restarts it: connections are
+        refused meanwhile, so there the bar is Apache serving again within KILLED_APACHE_BACK seconds.
+        """
         unit = "apache2.service" if self.case.wsgi_server == "mod_wsgi" else f"{self.case.slug}.service"
         before = int(self.deployment.show("MainPID", unit=unit)["MainPID"])
         with self.load() as load:
@@ -220,8 +227,13 @@ class Operations:
             self.deployment.wait_serving()
             took = time.monotonic() - killed
             time.sleep(2)
-        allowed = CLIENTS
-        self.bar("kill -9 master", load, allowed, f"serving again after {took:.1f} s; bar {allowed}")
+        if self.case.wsgi_server == "mod_wsgi":
+            allowed, bar = load.requests, f"bar: serving again within {KILLED_APACHE_BACK} s"
+            if took > KILLED_APACHE_BACK:
+                self.missed.append(f"kill -9 master: Apache served again only after {took:.1f} s")
+        else:
+            allowed, bar = CLIENTS, f"bar {CLIENTS} (in flight)"
+        self.bar("kill -9 master", load, allowed, f"serving again after {took:.1f} s; {bar}")
         if not back:
             self.missed.append(f"kill -9 master: {unit} was not restarted")
 
