@@ -365,6 +365,9 @@ def test_uwsgi_settings(baked, answers):
         # Under systemd the socket unit makes the socket and keeps it: vacuum would delete it under systemd's feet.
         assert "chmod-socket" not in ini and "vacuum" not in ini
     assert ("log-x-forwarded-for" in ini) == bool(project.rendered["__http_proxy"])
+    # The socket systemd passes gets uWSGI's default protocol: HTTP where the front speaks HTTP.
+    http_default = answers["process_manager"] == "systemd" and project.rendered["__http_proxy"]
+    assert ini.get("protocol") == ("http" if http_default else None)
 
     assert int(ini["harakiri"]) == APP_TIMEOUT < FRONT_READ_TIMEOUT
     assert int(ini["worker-reload-mercy"]) == GRACEFUL_WINDOW
@@ -549,7 +552,8 @@ def test_front_server_names_the_same_socket(baked, answers):
 RUN_STACKS = [
     # RHEL, uWSGI on a unix socket speaking the uwsgi protocol to nginx, under systemd.
     dict(wsgi_server="uwsgi", web_server="nginx", process_manager="systemd", os_family="rhel", database="sqlite"),
-    # uWSGI speaking HTTP on a unix socket to Apache, under supervisord.
+    # uWSGI speaking HTTP on a unix socket to Apache, under systemd (the socket unit's socket) and supervisord.
+    dict(wsgi_server="uwsgi", web_server="apache", process_manager="systemd", os_family="debian", database="sqlite"),
     dict(
         wsgi_server="uwsgi", web_server="apache", process_manager="supervisord", os_family="debian", database="sqlite"
     ),
