@@ -21,14 +21,16 @@ ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
 def unused_paths(answers):
     """The deploy folders of the choices not taken, and of those the chosen stack does without."""
-    choices = answers["_stack"]["choices"]
+    choices, install = answers["_stack"]["choices"], answers["_stack"]["install"]
     every = {path for entries in choices.values() for entry in entries.values() for path in entry["deploy"]}
+    every |= {path for entry in install.values() for path in entry["deploy"]}
     used = {path for key, entries in choices.items() for path in entries[answers[key]]["deploy"]}
+    used |= set(install["rootless" if answers["rootless"] is True else "system"]["deploy"])
     if choices["wsgi_server"][answers["wsgi_server"]]["in_front_server"]:
         # The front server's own unit runs the app: no unit of ours.
         used.discard("deploy/systemd")
     if not answers["__socket"]:
-        # tmpfiles.d only makes the socket's directory (under systemd, RuntimeDirectory= does).
+        # tmpfiles.d only makes the socket's directory (under systemd, the socket unit does).
         used.discard("deploy/tmpfiles")
     return sorted(every - used)
 

@@ -42,7 +42,7 @@ def test_supported_combination_bakes_clean(cookies, answers):
     """Every stack renders, keeps only its own deploy folders, and leaves no Jinja behind."""
     project = bake(cookies, **answers)
     unused = post.unused_paths(default_answers(**answers))
-    for folder in ("gunicorn", "uwsgi", "nginx", "apache", "systemd", "supervisord", "tmpfiles"):
+    for folder in ("gunicorn", "uwsgi", "nginx", "apache", "systemd", "supervisord", "tmpfiles", "backup"):
         assert (project / "deploy" / folder).exists() == (f"deploy/{folder}" not in unused), folder
     for path, text in text_files(project):
         assert render_problems(path, text) == [], path.relative_to(project)

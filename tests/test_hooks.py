@@ -137,17 +137,24 @@ def test_report_lists_problems_and_the_command():
 KEPT_FOLDERS = [
     (
         {"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
-        {"deploy/gunicorn", "deploy/nginx", "deploy/systemd"},
+        {"deploy/gunicorn", "deploy/nginx", "deploy/systemd", "deploy/backup"},
     ),
     (
         {"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
-        {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles"},
+        {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles", "deploy/backup"},
     ),
     (
         {"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
+        {"deploy/uwsgi", "deploy/supervisord", "deploy/backup"},
+    ),
+    (
+        {"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord", "rootless": True},
         {"deploy/uwsgi", "deploy/supervisord"},
     ),
-    ({"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"}, {"deploy/apache"}),
+    (
+        {"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"},
+        {"deploy/apache", "deploy/backup"},
+    ),
 ]
 
 
@@ -161,6 +168,7 @@ def test_unused_paths_keep_only_the_stack(answers, kept):
         "deploy/systemd",
         "deploy/supervisord",
         "deploy/tmpfiles",
+        "deploy/backup",
     }
     assert set(post.unused_paths(default_answers(**answers))) == every - kept
 

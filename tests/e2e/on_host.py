@@ -356,11 +356,20 @@ class HostDeployment(Deployment):
         assert after != before, f"systemctl restart kept MainPID {before}"
         self.checked.append("restart: new main process, serving")
 
+    @property
+    def socket_unit(self):
+        """The generated socket unit that holds the app server's listening socket, or None."""
+        if self.unit != f"{self.case.slug}.service":
+            return None
+        return f"{self.case.slug}.socket"
+
     def check_stop(self):
-        """`systemctl stop` ends every process of the unit within TimeoutStopSec and removes the socket."""
+        """`systemctl stop` (of the socket unit too, as the README says) ends every process of the unit
+        within TimeoutStopSec and removes the socket."""
         limit = parse_usec(self.show("TimeoutStopUSec")["TimeoutStopUSec"])
         start = time.monotonic()
-        self.host.run(["systemctl", "stop", self.unit], timeout=limit + 30)
+        units = [self.socket_unit, self.unit] if self.socket_unit else [self.unit]
+        self.host.run(["systemctl", "stop", *units], timeout=limit + 30)
         elapsed = time.monotonic() - start
         assert elapsed <= limit, f"systemctl stop took {elapsed:.1f} s, TimeoutStopSec is {limit:.0f} s"
         shown = self.show("ActiveState", "Result")

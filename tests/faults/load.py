@@ -1,5 +1,6 @@
 """A bounded load: a few clients request paths in a loop, and every request and its outcome is counted."""
 
+import http.client
 import threading
 import time
 from collections import Counter
@@ -37,7 +38,8 @@ class Load:
                 outcome = client.get(path).status
             except TimeoutError:
                 outcome = "timeout"
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
+                # HTTPException: a response cut short (IncompleteRead) or garbled is a failed request too.
                 outcome = type(error).__name__
             took = time.monotonic() - start
             with self._lock:

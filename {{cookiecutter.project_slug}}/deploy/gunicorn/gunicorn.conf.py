@@ -8,7 +8,10 @@ from gunicorn.glogging import Logger
 wsgi_app = "wsgi:app"
 # Import wsgi.py from the install directory, whichever directory gunicorn is started in.
 chdir = "{{ cookiecutter.install_dir }}"
-{% if cookiecutter.__socket %}
+{% if cookiecutter.process_manager == "systemd" %}
+# No bind: systemd's {{ cookiecutter.project_slug }}.socket hands gunicorn the listening socket ({{ cookiecutter.__socket or "127.0.0.1:" ~ cookiecutter.http_port }})
+# and keeps it open across restarts, so requests wait for the next master instead of failing.
+{% elif cookiecutter.__socket %}
 # The socket {{ cookiecutter.web_server }} proxies to; its directory belongs to the group {{ cookiecutter.__front_group }}.
 bind = ["unix:{{ cookiecutter.__socket }}"]
 {% else %}
@@ -19,7 +22,7 @@ bind = ["127.0.0.1:{{ cookiecutter.http_port }}"]
 # No umask: gunicorn gives the socket its own group ({{ cookiecutter.project_slug }}), not the setgid directory's, so
 # {{ cookiecutter.web_server }} connects as "other"; the directory (2750, group {{ cookiecutter.__front_group }}) keeps everyone else out.
 {% else %}
-# Nothing gunicorn creates is open to other users{{ "; the front server's group may use the socket" if cookiecutter.__socket }}.
+# Nothing gunicorn creates is open to other users.
 umask = 0o007
 {% endif %}
 {% if cookiecutter.__prefix %}
