@@ -409,6 +409,8 @@ def test_uwsgi_settings(baked, answers):
     assert int(ini["max-requests"]) >= 50000 and "reload-on-rss" not in ini
     if answers.get("rootless"):
         assert "listen" not in ini  # a shared host's net.core.somaxconn may be lower: uWSGI would refuse to start
+    elif answers["process_manager"] == "systemd":
+        assert "listen" not in ini  # the socket unit's Backlog= sizes the queue of the socket uWSGI inherits
     else:
         assert int(ini["listen"]) == 1024  # a burst past uWSGI's default 100 got 502 from the front server
     assert ini["processes"] == "%(%k * 2 + 1)"
@@ -493,6 +495,7 @@ def test_systemd_unit_settings(baked, answers):
         == f"{project.slug}.socket"
     )
     socket_unit = Unit(project.socket_unit).section("Socket")
+    assert int(socket_unit["Backlog"]) == 1024  # a queue of 100 filled at c200 and the front server answered 502
     if project.socket:
         assert socket_unit["ListenStream"] == project.socket
         assert (socket_unit["SocketGroup"], socket_unit["SocketMode"]) == (project.front_group, "0660")
