@@ -7,12 +7,17 @@ import sys
 import tomllib
 
 import pytest
-from combinations import ROOTLESS_COMBINATIONS, SUPPORTED_COMBINATIONS, UNSUPPORTED_COMBINATIONS, stack_id
+from combinations import ROOTLESS_COMBINATIONS, stack_id, tls_sample
+from combinations import SUPPORTED_COMBINATIONS as EVERY_SUPPORTED
+from combinations import UNSUPPORTED_COMBINATIONS as EVERY_UNSUPPORTED
 from cookiecutter.exceptions import FailedHookException
 from helpers import TEMPLATE, bake, default_answers, load_hook, read_env_file, render_problems, require_tool
 from jinja2 import Environment, nodes
 
 post = load_hook("post_gen_project")
+# TLS multiplies the stacks by three: every stack bakes with its default TLS answer, the others with SQLite.
+SUPPORTED_COMBINATIONS = tls_sample(EVERY_SUPPORTED)
+UNSUPPORTED_COMBINATIONS = tls_sample(EVERY_UNSUPPORTED)
 
 
 def nothing_baked(tmp_path):
