@@ -68,6 +68,11 @@ SUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is None]
 UNSUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is not None]
 
 
+def default_tls(answers):
+    """The TLS answer a stack gets without one: letsencrypt with a front server of ours, none without."""
+    return "none" if answers["web_server"] == "none" else "letsencrypt"
+
+
 def tls_sample(combinations):
     """Each stack with the TLS answer it gets by default (letsencrypt with a front server of ours, none without),
     and the other TLS answers with SQLite only: TLS changes the front server's files and the README, not what the
