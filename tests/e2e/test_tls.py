@@ -55,7 +55,6 @@ INTERMEDIATE_TLS12 = {
     "ECDHE-RSA-CHACHA20-POLY1305",
 }
 REFUSED_PROTOCOLS = ("ssl_2_0", "ssl_3_0", "tls_1_0", "tls_1_1")
-SCANS = []  # (stack, findings) for the terminal summary
 
 
 def tls_case(web_server, index):
@@ -195,9 +194,10 @@ def sslyze_command():
     return found
 
 
-def grade(deployment, tmp_path):
-    """sslyze's scan of the live endpoint: the protocols and suites it accepted, and the HSTS header."""
-    out = tmp_path / "sslyze.json"
+def grade(deployment):
+    """sslyze's scan of the live endpoint: the protocols and suites it accepted, and the HSTS header.
+    The whole scan stays in the case's work folder (sslyze.json) beside its deploy log."""
+    out = deployment.work / "sslyze.json"
     target = f"{deployment.case.domain}:443{{{deployment.host.address}}}"
     commands = ["--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", "--http_headers"]
     subprocess.run([sslyze_command(), *commands, f"--json_out={out}", target], capture_output=True, check=True)
@@ -218,7 +218,7 @@ def grade(deployment, tmp_path):
 
 
 @pytest.mark.parametrize("case", TLS_CASES, ids=[case.id for case in TLS_CASES])
-def test_https_by_the_readme_with_a_local_acme_server(case, hosts, package_mirror, timing, tmp_path):
+def test_https_by_the_readme_with_a_local_acme_server(case, hosts, package_mirror, timing):
     """certbot gets the certificate through the generated port-80 site by the README's steps; the HTTPS site serves
     the app; HTTP redirects with 308; a forced renewal reloads without a failed request; sslyze grades it clean."""
     sslyze_command()
@@ -237,8 +237,9 @@ def test_https_by_the_readme_with_a_local_acme_server(case, hosts, package_mirro
         with deployment.step("renewal"):
             deployment.check_renewal()
         with deployment.step("sslyze"):
-            accepted, openssl_names, hsts = grade(deployment, tmp_path)
-        SCANS.append((case.id, accepted, hsts, to_first_200))
+            accepted, openssl_names, hsts = grade(deployment)
+        findings = {"accepted": accepted, "hsts": hsts, "fresh bake to first HTTPS 200 (s)": round(to_first_200, 1)}
+        (deployment.work / "tls-findings.json").write_text(json.dumps(findings, indent=2))
         for protocol in REFUSED_PROTOCOLS:
             assert accepted[protocol] == [], f"{protocol} accepted: {accepted[protocol]}"
         assert accepted["tls_1_2"] and accepted["tls_1_3"], accepted
