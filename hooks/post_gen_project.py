@@ -32,7 +32,9 @@ def unused_paths(answers):
     if not answers["__socket"]:
         # tmpfiles.d only makes the socket's directory (under systemd, the socket unit does).
         used.discard("deploy/tmpfiles")
-    return sorted(every - used)
+    unused = every - used
+    # A file inside a folder that goes anyway (deploy/apache/http.conf of an nginx stack) needs no entry.
+    return sorted(path for path in unused if not any(path.startswith(folder + "/") for folder in unused))
 
 
 def remove_paths(root, paths):

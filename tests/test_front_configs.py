@@ -39,7 +39,7 @@ def front_stacks():
         if combination["web_server"] not in ("nginx", "apache") or key in seen:
             continue
         seen.add(key)
-        base = dict(wsgi_server=key[0], web_server=key[1], os_family=key[2], process_manager="systemd")
+        base = dict(wsgi_server=key[0], web_server=key[1], os_family=key[2], process_manager="systemd", tls="none")
         stacks += [dict(base, url_prefix="/"), dict(base, url_prefix="/sub/path")]
     for web in ("nginx", "apache"):
         # A port other than 80 (Apache needs its own Listen), and a prefix with a regex metacharacter.
@@ -51,9 +51,15 @@ def front_stacks():
                 process_manager="systemd",
                 url_prefix="/",
                 http_port="8080",
+                tls="none",
             ),
             dict(
-                wsgi_server="uwsgi", web_server=web, os_family="rhel", process_manager="systemd", url_prefix="/my.app/"
+                wsgi_server="uwsgi",
+                web_server=web,
+                os_family="rhel",
+                process_manager="systemd",
+                url_prefix="/my.app/",
+                tls="none",
             ),
         ]
     return stacks

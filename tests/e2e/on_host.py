@@ -147,6 +147,7 @@ class HostDeployment(Deployment):
                 ["rsync", "-a", "-e", ssh, "--exclude", ".venv", "--exclude", "instance", f"{project}/"]
                 + [f"root@{self.host.address}:{self.case.slug}/"]
             )
+        self.before_readme()
         script = readme_deploy_script((project / "README.md").read_text())
         with self.step("README deploy"):
             self.run_script(self.host, script, "deploy")
@@ -156,6 +157,9 @@ class HostDeployment(Deployment):
         if self.remote_database:
             with self.step("database host"):
                 self.move_database(project)
+
+    def before_readme(self):
+        """What the server has before the README's first step (a case may give it more, such as a CA to talk to)."""
 
     def run_script(self, host, script, name):
         """A README script as a root shell runs pasted steps: stop at the first that fails; log each command."""

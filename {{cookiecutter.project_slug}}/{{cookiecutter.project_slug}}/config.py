@@ -29,10 +29,15 @@ TRUSTED_HOSTS = [{{ cookiecutter.domain_name | tojson }}]
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-# The site speaks plain HTTP until TLS is added; then set
-# FLASK_SESSION_COOKIE_SECURE=true and FLASK_PREFERRED_URL_SCHEME=https.
-SESSION_COOKIE_SECURE = False
-PREFERRED_URL_SCHEME = "http"
+{% if cookiecutter.__https %}
+# The site is HTTPS only ({{ cookiecutter._stack.choices.web_server[cookiecutter.web_server].name }} redirects plain HTTP): the session cookie never
+# travels in the clear, and links built outside a request say https.
+{% else %}
+# Clients speak HTTPS to the {{ 'host\'s proxy' if cookiecutter.web_server == 'none' else 'load balancer' }} in front, which ends TLS: the session cookie
+# never travels in the clear, and links built outside a request say https.
+{% endif %}
+SESSION_COOKIE_SECURE = True
+PREFERRED_URL_SCHEME = "https"
 
 
 def apply_debug_server_defaults(app):
@@ -41,6 +46,9 @@ def apply_debug_server_defaults(app):
         return
     # The development server is called by a local name, not the site's domain.
     app.config["TRUSTED_HOSTS"] = [*app.config["TRUSTED_HOSTS"], "localhost", "127.0.0.1"]
+    # It speaks plain HTTP, where a browser drops a Secure cookie.
+    app.config["SESSION_COOKIE_SECURE"] = False
+    app.config["PREFERRED_URL_SCHEME"] = "http"
     if not app.config["SECRET_KEY"]:
         # Sessions end when the server restarts, which is fine locally.
         app.config["SECRET_KEY"] = secrets.token_hex(32)
