@@ -155,11 +155,14 @@ def values(directives, name, inside=None):
 
 
 def app_server_sockets(site):
-    """Socket paths written in the baked gunicorn or uWSGI config, with the uWSGI option naming each."""
+    """Socket paths written in the baked gunicorn or uWSGI config, with the uWSGI option naming each,
+    and in the systemd socket unit that binds it for the app server (ListenStream)."""
     found = []
     for path in sorted((site.project / "deploy").glob(f"{site.answers['wsgi_server']}/*")):
         for match in re.finditer(r"^(\w[\w-]*)\s*=\s*\[?\"?(?:unix:)?(/[^\s\"\]]+\.sock)", path.read_text(), re.M):
             found.append(match.groups())
+    for path in sorted((site.project / "deploy").glob("systemd/*.socket")):
+        found += re.findall(r"^(ListenStream)=(/\S+\.sock)$", path.read_text(), re.M)
     return found
 
 
