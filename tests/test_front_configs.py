@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from combinations import SUPPORTED_COMBINATIONS, stack_id
+from combinations import STACK, SUPPORTED_COMBINATIONS, stack_id
 from helpers import bake, default_answers, render_problems, require, require_tool, unavailable
 
 # What the design fixes (docs/design.md, "Timeouts and limits").
@@ -26,8 +26,9 @@ UPLOAD_LIMIT = 16 * 1024 * 1024
 DEBIAN_MODULES = Path("/usr/lib/apache2/modules")
 RHEL_MODULES = Path("/usr/lib64/httpd/modules")
 # Apache modules both distributions enable out of the box (Debian's default a2enmod set, RHEL's
-# conf.modules.d); the site's header comment names what it needs beyond these.
-BASE_MODULES = ("mpm_event", "unixd", "authz_core", "alias")
+# conf.modules.d); the site's header comment names what it needs beyond these (setenvif: mod_wsgi
+# behind a load balancer).
+BASE_MODULES = ("mpm_event", "unixd", "authz_core", "alias", "setenvif")
 
 
 def front_stacks():
@@ -287,7 +288,17 @@ def test_nginx_site_content(sites, stack):
     prefix, port, slug = site.answers["__prefix"], site.answers["http_port"], site.slug
     tops = sorted({d.blocks[0] + f" {d.top}" for d in directives if d.blocks})
     form_client = f"${slug}_form_client"
-    assert tops == [f"map $request_method {form_client} 0", "server 2", "server 3", f"upstream {slug} 1"]
+    # tls=none: a second map, the load balancer's scheme, before the upstream and the two servers.
+    scheme = f"${slug}_scheme"
+    assert tops == [
+        f"map $http_x_forwarded_proto {scheme} 1",
+        f"map $request_method {form_client} 0",
+        "server 3",
+        "server 4",
+        f"upstream {slug} 2",
+    ]
+    assert values(directives, "https", inside=f"map $http_x_forwarded_proto {scheme}") == [["https"]]
+    assert values(directives, "default", inside=f"map $http_x_forwarded_proto {scheme}") == [["$scheme"]]
 
     # POSTs are limited per client address (the map's key), other methods not at all (an empty key).
     assert values(directives, "POST", inside=f"map $request_method {form_client}") == [["$binary_remote_addr"]]
@@ -296,7 +307,7 @@ def test_nginx_site_content(sites, stack):
     assert zone[0] == form_client and zone[1] == f"zone={slug}_forms:1m"
 
     # The catch-all owns default_server on IPv4 and IPv6 and closes the connection unanswered.
-    catch_all = [(d.name, d.args) for d in directives if d.top == 2]
+    catch_all = [(d.name, d.args) for d in directives if d.top == 3]
     assert catch_all == [
         ("listen", [port, "default_server"]),
         ("listen", [f"[::]:{port}", "default_server"]),
@@ -304,7 +315,7 @@ def test_nginx_site_content(sites, stack):
         ("server_tokens", ["off"]),
         ("return", ["444"]),
     ]
-    named = [d for d in directives if d.top == 3]
+    named = [d for d in directives if d.top == 4]
     assert [d.args for d in named if d.name == "listen"] == [[port], [f"[::]:{port}"]]
     assert values(named, "server_name") == [[site.answers["domain_name"]]]
     assert values(directives, "server", inside=f"upstream {slug}") == [
@@ -393,7 +404,7 @@ def test_nginx_passes_what_the_app_trusts(sites, stack):
             ("Host", "$host:$server_port"),
             ("X-Forwarded-For", "$remote_addr"),
             ("X-Forwarded-Host", "$host:$server_port"),
-            ("X-Forwarded-Proto", "$scheme"),
+            ("X-Forwarded-Proto", f"${site.slug}_scheme"),  # tls=none: the load balancer's scheme
         ]
         assert values(directives, "proxy_buffering") == [["on"]]
 
@@ -445,7 +456,10 @@ def mod_wsgi_config(tmp_path_factory):
 
 def needed_modules(stack):
     """Apache modules the site needs beyond the base set, the ones its header tells the user to enable."""
-    return ["headers", "reqtimeout"] + (["wsgi"] if stack["wsgi_server"] == "mod_wsgi" else ["proxy", "proxy_http"])
+    balancer = ["remoteip"] if stack.get("tls", "none") == "none" else []  # TLS ends at a load balancer
+    return ["headers", "reqtimeout", *balancer] + (
+        ["wsgi"] if stack["wsgi_server"] == "mod_wsgi" else ["proxy", "proxy_http"]
+    )
 
 
 def apache_site_copy(tmp_path, site):
@@ -564,7 +578,9 @@ def test_apache_site_content(sites, stack):
         assert values(named, "RequestHeader") == [
             ["unset", "X-Forwarded-For"],
             ["unset", "X-Forwarded-Host"],
-            ["set", "X-Forwarded-Proto", "expr=%{REQUEST_SCHEME}"],
+            # tls=none: the load balancer's https, or this server's own scheme.
+            """set X-Forwarded-Proto https "expr=%{HTTP:X-Forwarded-Proto} == 'https'\"""".split(),
+            """set X-Forwarded-Proto expr=%{REQUEST_SCHEME} "expr=%{HTTP:X-Forwarded-Proto} != 'https'\"""".split(),
         ]
         ((timeout,),) = values(named, "ProxyTimeout")
         assert int(timeout) > app_timeout(site)
@@ -579,3 +595,27 @@ def test_apache_site_names_its_modules(sites, stack):
     assert line.split() == [name for name in needed_modules(stack) if name != "wsgi"]
     if stack["wsgi_server"] == "mod_wsgi":
         assert "a2enmod wsgi" in site.text and "mod_wsgi-express module-config" in site.text
+
+
+BALANCER_NETWORKS = STACK["choices"]["tls"]["none"]["balancer_networks"]
+
+
+@pytest.mark.parametrize("stack", NGINX_STACKS + APACHE_STACKS, ids=front_id)
+def test_load_balancer_is_trusted_for_client_address_and_scheme(sites, stack):
+    """With tls=none TLS ends at a load balancer on a private network: the front server takes the client's
+    address from its X-Forwarded-For and passes on the scheme it reports."""
+    site = sites(stack)
+    assert BALANCER_NETWORKS == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]  # RFC 1918
+    if stack["web_server"] == "nginx":
+        directives = nginx_directives(site.text)
+        assert values(directives, "set_real_ip_from") == [[network] for network in BALANCER_NETWORKS]
+        assert values(directives, "real_ip_header") == [["X-Forwarded-For"]]
+        assert f"map $http_x_forwarded_proto ${site.slug}_scheme {{" in site.text
+        if stack["wsgi_server"] == "uwsgi":
+            assert ["UWSGI_SCHEME", f"${site.slug}_scheme"] in values(directives, "uwsgi_param")
+    else:
+        named = apache_directives(site.text)
+        assert values(named, "RemoteIPHeader") == [["X-Forwarded-For"]]
+        assert values(named, "RemoteIPInternalProxy") == [BALANCER_NETWORKS]
+        if stack["wsgi_server"] == "mod_wsgi":
+            assert values(named, "SetEnvIf") == [["X-Forwarded-Proto", "^https$", "HTTPS=on"]]

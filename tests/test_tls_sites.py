@@ -125,7 +125,18 @@ def test_nginx_tls_site_content(tls_site, stack):
 
 
 def apache_tls_main(tmp_path, site, stack):
-    modules = ["mpm_event", "unixd", "authz_core", "alias", "headers", "reqtimeout", "ssl", "socache_shmcb", "http2"]
+    modules = [
+        "mpm_event",
+        "unixd",
+        "authz_core",
+        "alias",
+        "headers",
+        "reqtimeout",
+        "remoteip",
+        "ssl",
+        "socache_shmcb",
+        "http2",
+    ]
     if stack["wsgi_server"] != "mod_wsgi":
         modules += ["proxy", "proxy_http"]
     loads = "".join(f"LoadModule {name}_module {module_path(name)}\n" for name in modules if module_path(name))

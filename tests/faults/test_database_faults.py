@@ -189,8 +189,9 @@ def form_session(deployment):
     return client, web.local_path(form["action"] or path, path), web.fill(form, "x")
 
 
-def post(address, host, path, fields, cookies, source=None, timeout=60):
-    """One form POST from a given source address; its status, or the error's name."""
+def post(address, host, path, fields, cookies, source=None, timeout=60, forwarded_for=None):
+    """One form POST from a given source address (or, through a load balancer, for a given client); its status,
+    or the error's name."""
     connection = http.client.HTTPConnection(*address, timeout=timeout, source_address=(source, 0) if source else None)
     headers = {
         "Host": host,
@@ -198,6 +199,8 @@ def post(address, host, path, fields, cookies, source=None, timeout=60):
         "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
         "Connection": "close",
     }
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
     try:
         connection.request("POST", path, body=urlencode(fields), headers=headers)
         response = connection.getresponse()
@@ -337,6 +340,19 @@ def rate_limit(deployment, problems, requests=40):
     record("form POST rate limit", case.id, requests, 0, f"{counts}")
     if 429 not in counts or statuses[0] == 429:
         problems.append(f"{requests} POSTs from one client: {counts}, expected 429 past the limit")
+    # The same burst through a load balancer (this machine's 10.213 address is in the private networks the
+    # site trusts, tls=none), one client each: nginx limits each client, not the balancer.
+    statuses = [
+        post(
+            address, case.domain, action, {**fields, "body": "balanced"}, client.cookies, forwarded_for=f"203.0.113.{n}"
+        )
+        for n in range(1, requests + 1)
+    ]
+    counts = {s: statuses.count(s) for s in set(statuses)}
+    failed = len(statuses) - statuses.count(302)
+    record("form POSTs, one per client behind a balancer", case.id, requests, failed, f"{counts}")
+    if failed:
+        problems.append(f"{requests} POSTs from as many clients behind a load balancer: {counts}, expected all 302")
 
 
 def short_secret_key(deployment, problems):
