@@ -6,6 +6,8 @@ import time
 
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from {{ cookiecutter.project_slug }} import create_app
 from {{ cookiecutter.project_slug }}.database import db, init_db
@@ -65,6 +67,26 @@ def test_database_down(tmp_path):
     assert "nonexistent" not in response.text
     response = client.post("/notes/", data={"body": "kept?", **with_csrf_token(client)})
     assert response.status_code == 503
+
+
+def test_session_close_failure_keeps_the_answer(tmp_path, monkeypatch):
+    """A database that goes away after the page is made fails the session's closing rollback: the client still
+    gets its page, and the next request gets a fresh session."""
+    app = make_app(f"sqlite:///{tmp_path / 'app.sqlite3'}")
+    with app.app_context():
+        init_db()
+    client = app.test_client()
+    failed = []
+
+    def rollback_on_a_lost_connection(session):
+        failed.append(session)
+        raise OperationalError("ROLLBACK", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Session, "close", rollback_on_a_lost_connection)
+    assert client.get("/notes/").status_code == 200
+    monkeypatch.undo()
+    assert failed
+    assert client.get("/notes/").status_code == 200
 
 
 {% if cookiecutter.database != 'sqlite' %}

@@ -10,11 +10,13 @@ import click
 import psycopg
 {% endif %}
 from alembic.migration import MigrationContext
+from flask import current_app
 from flask.cli import with_appcontext
 from flask_migrate import Migrate, upgrade
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -32,7 +34,22 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+class Database(SQLAlchemy):
+    """Flask-SQLAlchemy, whose end-of-request cleanup never turns an answered request into a 500."""
+
+    def _teardown_session(self, exc):
+        """Close the request's session; a database lost since the answer only costs the connection."""
+        try:
+            super()._teardown_session(exc)
+        except SQLAlchemyError as error:
+            # The rollback that ends the session failed on a server that went away or froze after the
+            # page was made: the pool drops that connection; forget the session so the next request
+            # of this worker starts clean.
+            current_app.logger.warning("The session did not close on the database: %s", error)
+            self.session.registry.clear()
+
+
+db = Database(model_class=Base)
 migrate = Migrate()
 
 
