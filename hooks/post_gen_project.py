@@ -8,6 +8,7 @@ and touches no network; the .env it writes there is skipped by cruft.
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -30,7 +31,29 @@ def unused_paths(answers):
     if not answers["__socket"]:
         # tmpfiles.d only makes the socket's directory (under systemd, RuntimeDirectory= does).
         used.discard("deploy/tmpfiles")
-    return sorted(every - used)
+    unused = every - used
+    if answers["rootless"]:
+        # The playbook deploys as root: a shared host without root has no use for it.
+        unused.add("deploy/ansible")
+    return sorted(unused)
+
+
+ANSIBLE_TASK_FILE = re.compile(r"^\s+ansible\.builtin\.(?:import|include)_tasks: (?:tasks/)?(\S+\.yml)$", re.MULTILINE)
+
+
+def unused_ansible_tasks(root):
+    """The task files of deploy/ansible/ that no playbook of this stack reaches (site.yml names the stack's own)."""
+    ansible = root / "deploy" / "ansible"
+    if not ansible.is_dir():
+        return []
+    reached, pending = set(), [ansible / "site.yml", ansible / "rollback.yml"]
+    while pending:
+        for name in ANSIBLE_TASK_FILE.findall(pending.pop().read_text()):
+            if name not in reached:
+                reached.add(name)
+                pending.append(ansible / "tasks" / name)
+    unused = [path.name for path in (ansible / "tasks").glob("*.yml") if path.name not in reached]
+    return sorted(f"deploy/ansible/tasks/{name}" for name in unused)
 
 
 def remove_paths(root, paths):
@@ -171,6 +194,7 @@ def main():
     answers = json.loads(ANSWERS_JSON)
     root = Path.cwd()
     remove_paths(root, unused_paths(answers))
+    remove_paths(root, unused_ansible_tasks(root))
     write_env_file(root / ".env", answers)
     if rendered_by_cruft(answers):
         if answers["create_venv"]:
