@@ -60,7 +60,19 @@ class Playbook:
 
     @staticmethod
     def changed(result):
-        return {host: int(changed) for host, _ok, changed, *_ in RECAP.findall(result.stdout)}
+        """Changed tasks per managed host, from the recap (the packing on this machine changes nothing)."""
+        return {host: int(changed) for host, _ok, changed, *_ in RECAP.findall(result.stdout) if host != "localhost"}
+
+    @staticmethod
+    def changed_tasks(result):
+        """The names of the tasks that reported a change."""
+        changed, task = [], None
+        for line in result.stdout.splitlines():
+            if line.startswith("TASK ["):
+                task = line[6:].split("]", 1)[0]
+            elif line.startswith("changed:") and task not in changed:
+                changed.append(task)
+        return changed
 
 
 def edit(path, old, new):
@@ -86,7 +98,7 @@ def test_playbook_deploys_releases_and_switches_back(cookies, hosts, package_mir
     assert client.get("/").status == 200
     assert client.get("/health").status == 200
     second = playbook.run()
-    assert playbook.changed(second) == {host.name: 0}, second.stdout[-3000:]
+    assert playbook.changed(second) == {host.name: 0}, playbook.changed_tasks(second)
     release_one = serving_release(host, f"/opt/{slug}")
 
     # A new version, rolled while clients keep requesting the page: every request answers.
