@@ -1,4 +1,4 @@
-"""The generated playbook on a booted test host, over SSH to its 10.213 address, as a user runs it:
+"""The generated playbook on booted test hosts, over SSH to their 10.213 addresses, as a user runs it:
 a fresh host to the first 200 through the front server in one run, a second run that changes nothing,
 a release with a code change rolled under load without a failed request, and a release whose health
 check fails switched back while the one before keeps serving."""
@@ -129,4 +129,65 @@ def test_playbook_deploys_releases_and_switches_back(cookies, hosts, package_mir
         f"\n{'-'.join(answers.values())}: first run {first.seconds:.0f} s, second {second.seconds:.0f} s "
         f"(changed=0), release under load {third.seconds:.0f} s ({load.requests} requests, {load.failed} failed), "
         f"broken release {broken.seconds:.0f} s"
+    )
+
+
+def test_playbook_rolls_a_fleet_one_host_at_a_time(cookies, hosts, package_mirror):
+    """Two app hosts and a PostgreSQL host: the database listens on its private address and lets in the app
+    hosts only; a release rolls under load without a failed request; a broken one stops at the first host."""
+    answers = {"wsgi_server": "gunicorn", "web_server": "nginx", "database": "postgresql"}
+    project = bake(cookies, **answers)
+    stock_mirror(package_mirror, project)
+    apps = [hosts.boot(), hosts.boot()]
+    db = hosts.boot()
+    playbook = Playbook(project, apps, db_hosts=[db])
+    slug = project.name
+    clients = [Client((app.address, 80), DOMAIN) for app in apps]
+
+    first = playbook.run()
+    # A note written through the first app host is read back through the second: one database.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', clients[0].get("/notes/").text).group(1)
+    assert clients[0].post_form("/notes/", {"csrf_token": token, "body": "written on app one"}).status in (302, 303)
+    assert "written on app one" in clients[1].get("/notes/").text
+    listening = db.run(["ss", "-Hltn", "sport = :5432"]).stdout
+    assert f"{db.address}:5432" in listening and "0.0.0.0:5432" not in listening, listening
+    hba = db.run(["runuser", "-u", "postgres", "--", "psql", "-tAc", "SHOW hba_file"], cwd="/").stdout.strip()
+    allowed = [line for line in db.read(hba).splitlines() if line.startswith(f"host    {slug} ")]
+    assert sorted(line.split()[3] for line in allowed) == sorted(f"{app.address}/32" for app in apps)
+    password = read_env_file(project / ".env")["DB_PASSWORD"]
+    # The database host itself is no app host: its own private address is refused.
+    refused = db.run(
+        ["psql", "-h", db.address, "-U", slug, "-d", slug, "-c", "SELECT 1"], env={"PGPASSWORD": password}, check=False
+    )
+    assert refused.returncode != 0 and "no pg_hba.conf entry" in refused.stderr, refused.stderr
+    for app in apps:
+        assert "postgresql" not in app.run(["systemctl", "list-units", "--type=service"]).stdout
+
+    index = project / slug / "templates" / "index.html"
+    edit(index, "<h1>", '<p id="release">Release two</p>\n  <h1>')
+    loads = [Load((app.address, 80), DOMAIN, ["/", "/health"], clients=2) for app in apps]
+    for load in loads:
+        load.__enter__()
+    try:
+        rolled = playbook.run()
+        time.sleep(1)
+    finally:
+        for load in loads:
+            load.__exit__(None, None, None)
+    requests, failed = sum(load.requests for load in loads), sum(load.failed for load in loads)
+    results.record("ansible fleet release under load", "gunicorn-nginx-postgresql x2", requests, failed)
+    assert failed == 0, [load.outcomes for load in loads]
+    assert all("Release two" in client.get("/").text for client in clients)
+    release_two = [serving_release(app, f"/opt/{slug}") for app in apps]
+
+    edit(project / slug / "health.py", 'return {"status": "ok", "database": "ok"}', 'return {"status": "broken"}, 503')
+    broken = playbook.run(check=False)
+    assert broken.returncode != 0 and "failed its health check" in broken.stdout
+    changed = playbook.changed(broken)
+    assert apps[1].name not in changed or changed[apps[1].name] == 0, broken.stdout[-3000:]
+    assert [serving_release(app, f"/opt/{slug}") for app in apps] == release_two
+    assert all(wait_for(lambda c=client: c.get("/health").status == 200, timeout=20) for client in clients)
+    print(
+        f"\nfleet: first run {first.seconds:.0f} s, release under load {rolled.seconds:.0f} s "
+        f"({requests} requests, {failed} failed), broken release {broken.seconds:.0f} s"
     )
