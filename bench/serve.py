@@ -1,6 +1,6 @@
 """Serving speed of the generated stacks against a hand-tuned and a tutorial setup of the same server.
 
-    python bench/serve.py [--rounds 3] [--duration 10] [--stacks gunicorn-nginx,...]
+    python bench/serve.py [--rounds 3] [--duration 10] [--stacks gunicorn-nginx,...] [--before main]
 
 Run as root on a machine with nginx, Apache (apxs), gcc, python3-dev and wrk
 (the end-to-end tier's packages, plus `apt-get install wrk`). For each stack
@@ -11,7 +11,10 @@ interleaved run, serves the same installed app three ways:
 
 - generated: the baked configs, byte for byte, started with the unit's ExecStart;
 - hand: one operator's tuning of the same server (HAND below);
-- tutorial: the commands of the tutorials this template replaces (TUTORIAL below).
+- tutorial: the commands of the tutorials this template replaces (TUTORIAL below);
+- before (with --before REF): the configs the template generated at git REF, started
+  the same way as generated, so a tuning change is measured against its own starting
+  point in the same interleaved run.
 
 Each round starts every variant afresh (cold start = start to the first 200 on
 /), loads `/`, `/health` and `/notes/` with `wrk -t2 -c50`, then stops it; the
@@ -51,7 +54,7 @@ from helpers import Unit, read_env_file  # noqa: E402
 
 from tests.e2e.cases import Case  # noqa: E402
 from tests.e2e.deploy import Wheelhouse  # noqa: E402
-from tests.e2e.harness import Deployment  # noqa: E402
+from tests.e2e.harness import Deployment, one_file  # noqa: E402
 from tests.e2e.servers import Apache, Nginx  # noqa: E402
 from tests.e2e.system import Cleanup, ProcessTree, make_dir, remove_tree, run  # noqa: E402
 
@@ -59,6 +62,7 @@ WORK = Path("/tmp/serve-bench")
 BASE_PORT = 25000  # the end-to-end tier uses 24100 and up
 PATHS = ["/", "/health", "/notes/"]
 VARIANTS = ["generated", "hand", "tutorial"]
+BASELINES = ("hand", "tutorial")  # every other variant is a set of generated configs, held to the bar
 STACKS = {
     "gunicorn-nginx": ("gunicorn", "nginx"),
     "uwsgi-nginx": ("uwsgi", "nginx"),
@@ -346,7 +350,9 @@ class Variant:
     # the files of this variant --------------------------------------------------
 
     def _edited(self, folder, pattern):
-        """The generated file, or a copy of it with this variant's edits applied."""
+        """The generated file (of the --before bake for "before"), or a copy with this variant's edits applied."""
+        if self.kind() == "before":
+            return one_file(self.dep.before / folder, pattern, f"{folder} of the --before bake")
         path = self.dep.deployed(folder, pattern, folder)
         edits = [(old, new) for glob, old, new in self.edits if Path(folder, path.name).match(glob)]
         if not edits:
@@ -377,7 +383,7 @@ class Variant:
     def app_argv(self):
         dep, kind = self.dep, self.kind()
         wsgi = dep.case.wsgi_server
-        if kind == "generated":
+        if kind in ("generated", "before"):
             argv = unit_argv(dep)
             config = self._edited(f"deploy/{wsgi}", "gunicorn.conf.py" if wsgi == "gunicorn" else "*.ini")
             return [str(config) if word.startswith(str(dep.install.root / "deploy")) else word for word in argv]
@@ -393,7 +399,7 @@ class Variant:
                 return self._write("site.conf", tutorial_nginx(dep, f"/run/{dep.case.slug}/app.sock"))
             return self._edited("deploy/nginx", "*.conf")
         site = self._edited("deploy/apache", "*.conf")
-        if kind == "generated":
+        if kind in ("generated", "before"):
             return site
         make = hand_mod_wsgi if kind == "hand" else tutorial_mod_wsgi
         return self._write("site.conf", make(dep, site.read_text()))
@@ -654,8 +660,37 @@ def measure(variant, path, connections, duration):
 # --- the run -----------------------------------------------------------------------------
 
 
-def deploy(case, wheelhouse, cleanup, reuse):
+def before_template(ref):
+    """The template as it was at git REF, unpacked once per run."""
+    folder = WORK / f"template-{re.sub(r'[^A-Za-z0-9._-]', '_', ref)}"
+    remove_tree(folder)
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return folder
+
+
+def bake_before(dep, template):
+    """The deploy files the template at --before generates for this case, readable by the service user."""
+    out = dep.work / "bake-before"
+    remove_tree(out)
+    answers = [f"{key}={value}" for key, value in dep.case.answers().items()]
+    run([sys.executable, "-m", "cookiecutter", str(template), "--no-input", "-o", out, *answers])
+    folder = dep.install.root / "bench" / "before"
+    remove_tree(folder)
+    shutil.copytree(out / dep.case.slug / "deploy", folder / "deploy")
+    run(["chmod", "-R", "u=rwX,go=rX", folder])
+    return folder
+
+
+def deploy(case, wheelhouse, cleanup, reuse, before=None):
     """Bake and install one stack; with reuse, only refresh the code and configs of an earlier install."""
+    dep = _deploy(case, wheelhouse, cleanup, reuse)
+    dep.before = bake_before(dep, before) if before else None
+    return dep
+
+
+def _deploy(case, wheelhouse, cleanup, reuse):
     dep = Deployment(case, cleanup, wheelhouse)
     root = Path(case.install_dir)
     if reuse and (root / ".venv" / "bin" / "python").exists():
@@ -698,11 +733,12 @@ def bench(args):
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "args": vars(args), "runs": []}
     out = Path(args.json or WORK / f"results-{time.strftime('%H%M%S')}.json")
     deployments = {}
+    before = before_template(args.before) if args.before else None
     try:
         for name in args.stacks:
             index = list(STACKS).index(name) + 1
             print(f"deploying {name} ...", flush=True)
-            deployments[name] = deploy(bench_case(index, name), wheelhouse, cleanup, args.reuse)
+            deployments[name] = deploy(bench_case(index, name), wheelhouse, cleanup, args.reuse, before)
         variants = {
             name: [
                 Variant(dep, v, EXPERIMENTS[v][name] if v in EXPERIMENTS else None)
@@ -888,24 +924,31 @@ def render(results):
             lines.append(f"| {stack} | {name} | {entry['rounds']} | {rss} | {pss} | {cold} {over}")
     lines += [
         "",
-        "| stack | path | gen/hand | gen/tutorial | p99 gen/hand "
+        "| stack | path | variant | /hand | /tutorial | p99 /hand "
         "| bar (>=1.0 hand, >=1.2 tutorial, p99 <=2x, 0 non-2xx) |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for stack, variants in table.items():
-        gen, hand, tut = (variants.get(v) for v in VARIANTS)
-        if not (gen and hand and tut):
+        hand, tut = variants.get("hand"), variants.get("tutorial")
+        if not (hand and tut):
             continue
-        for path in PATHS:
-            g, h, t = (e["paths"].get(path) for e in (gen, hand, tut))
-            if not (g and h and t):
+        for name, gen in variants.items():
+            if name in BASELINES:
                 continue
-            ratio_h, ratio_t, p99 = g["rps"] / h["rps"], g["rps"] / t["rps"], g["p99_ms"] / h["p99_ms"]
-            ok = ratio_h >= 1.0 and ratio_t >= 1.2 and p99 <= 2 and not g["non2xx"]
-            lines.append(
-                f"| {stack} | `{path}` | {ratio_h:.2f} | {ratio_t:.2f} | {p99:.2f} | {'met' if ok else 'MISSED'} |"
-            )
+            for path in PATHS:
+                g, h, t = (e["paths"].get(path) for e in (gen, hand, tut))
+                if not (g and h and t):
+                    continue
+                lines.append(bar_row(stack, path, name, g, h, t))
     return "\n".join(lines)
+
+
+def bar_row(stack, path, name, g, h, t):
+    """One row of the bar: throughput against hand and tutorial, p99 against hand, no failed answer."""
+    ratio_h, ratio_t, p99 = g["rps"] / h["rps"], g["rps"] / t["rps"], g["p99_ms"] / h["p99_ms"]
+    ok = ratio_h >= 1.0 and ratio_t >= 1.2 and p99 <= 2 and not g["non2xx"]
+    verdict = "met" if ok else "MISSED"
+    return f"| {stack} | `{path}` | {name} | {ratio_h:.2f} | {ratio_t:.2f} | {p99:.2f} | {verdict} |"
 
 
 def main(argv=None):
@@ -924,6 +967,9 @@ def main(argv=None):
         default=[],
         help="one-change variant of generated: NAME:STACK:FILEGLOB:OLD=>NEW",
     )
+    parser.add_argument(
+        "--before", metavar="REF", help="add the variant before: the configs the template generated at git REF"
+    )
     parser.add_argument("--json", help="where to write the raw results (default /tmp/serve-bench/results-*.json)")
     parser.add_argument("--render", help="print the table of an earlier results file and exit")
     parser.add_argument("--reuse", action="store_true", help="reuse an earlier --keep install (re-bakes the configs)")
@@ -935,7 +981,8 @@ def main(argv=None):
     if os.geteuid() != 0 or not shutil.which("wrk"):
         sys.exit("run as root, with wrk installed (apt-get install wrk)")
     args.stacks = args.stacks.split(",")
-    args.variants = list(dict.fromkeys(args.variants.split(",") + [experiment(spec) for spec in args.experiments]))
+    tried = (["before"] if args.before else []) + [experiment(spec) for spec in args.experiments]
+    args.variants = list(dict.fromkeys(args.variants.split(",") + tried))
     bench(args)
     return 0
 

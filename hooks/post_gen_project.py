@@ -22,20 +22,23 @@ ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
 def unused_paths(answers):
     """The deploy folders of the choices not taken, and of those the chosen stack does without."""
-    choices = answers["_stack"]["choices"]
+    choices, install = answers["_stack"]["choices"], answers["_stack"]["install"]
     every = {path for entries in choices.values() for entry in entries.values() for path in entry["deploy"]}
+    every |= {path for entry in install.values() for path in entry["deploy"]}
     used = {path for key, entries in choices.items() for path in entries[answers[key]]["deploy"]}
+    used |= set(install["rootless" if answers["rootless"] is True else "system"]["deploy"])
     if choices["wsgi_server"][answers["wsgi_server"]]["in_front_server"]:
         # The front server's own unit runs the app: no unit of ours.
         used.discard("deploy/systemd")
     if not answers["__socket"]:
-        # tmpfiles.d only makes the socket's directory (under systemd, RuntimeDirectory= does).
+        # tmpfiles.d only makes the socket's directory (under systemd, the socket unit does).
         used.discard("deploy/tmpfiles")
     unused = every - used
     if answers["rootless"]:
         # The playbook deploys as root: a shared host without root has no use for it.
         unused.add("deploy/ansible")
-    return sorted(unused)
+    # A file inside a folder that goes anyway (deploy/apache/http.conf of an nginx stack) needs no entry.
+    return sorted(path for path in unused if not any(path.startswith(folder + "/") for folder in unused))
 
 
 ANSIBLE_TASK_FILE = re.compile(r"^\s+ansible\.builtin\.(?:import|include)_tasks: (?:tasks/)?(\S+\.yml)$", re.MULTILINE)

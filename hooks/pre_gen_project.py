@@ -95,6 +95,7 @@ DOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]
 URL_PREFIX = re.compile(r"/|(/[A-Za-z0-9][A-Za-z0-9._~-]*)+/?")
 ABSOLUTE_PATH = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+HTTPS_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 
 
 def is_under(path, prefixes):
@@ -227,6 +228,32 @@ def check_install_dir(answers):
     return []
 
 
+def check_tls(answers):
+    """What the TLS choice needs: an ACME account address and an https directory, or the certificate's files."""
+    tls = answers["tls"]
+    problems = []
+    if tls == "letsencrypt":
+        if not EMAIL.fullmatch(answers["acme_email"]):
+            problems.append(
+                ("acme_email", f"acme_email={answers['acme_email']!r} is not an email address, e.g. you@example.com")
+            )
+        if not HTTPS_URL.fullmatch(answers["acme_server"]):
+            problems.append(
+                (
+                    "acme_server",
+                    f"acme_server={answers['acme_server']!r} must be an https:// ACME directory URL, e.g. "
+                    "https://acme-v02.api.letsencrypt.org/directory",
+                )
+            )
+    if tls == "own":
+        for key in ("tls_certificate", "tls_key"):
+            if not ABSOLUTE_PATH.fullmatch(answers[key]):
+                problems.append(
+                    (key, f"{key}={answers[key]!r} must be an absolute path, e.g. /etc/ssl/private/site.key")
+                )
+    return problems
+
+
 def requirements(answers):
     """What the chosen stack requires of the other answers: each choice's and the install kind's
     "requires" in the table of stack facts, in prompt order."""
@@ -243,14 +270,25 @@ def check_combination(answers):
     ]
 
 
-CHECKS = (check_text, check_slug, check_domain, check_choices, check_url_prefix, check_port, check_install_dir)
+CHECKS = (
+    check_text,
+    check_slug,
+    check_domain,
+    check_choices,
+    check_url_prefix,
+    check_port,
+    check_install_dir,
+    check_tls,
+)
 
 
 def validate(answers):
     """Return (answer, message) for every problem, in prompt order."""
     problems = [problem for check in CHECKS for problem in check(answers)]
     if not any(key in answers["_stack"]["choices"] or key == "rootless" for key, _ in problems):
-        problems += check_combination(answers)
+        # A rule on an answer already refused (http_port=0 under tls=letsencrypt) would say it twice.
+        refused = {key for key, _ in problems}
+        problems += [problem for problem in check_combination(answers) if problem[0] not in refused]
     return problems
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parent.parent
 STACK = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_stack"]
 AXES = {key: tuple(entries) for key, entries in STACK["choices"].items()}
-SHORT = {"wsgi_server": "wsgi", "web_server": "web", "process_manager": "pm", "os_family": "os", "database": "db"}
+SHORT = {
+    "wsgi_server": "wsgi",
+    "web_server": "web",
+    "tls": "tls",
+    "process_manager": "pm",
+    "os_family": "os",
+    "database": "db",
+}
 
 
 def _load_pre_gen_hook():
@@ -28,7 +35,8 @@ _PRE_GEN = _load_pre_gen_hook()
 
 def refusal(answers):
     """The answer a refused combination is refused for, or None if it is supported."""
-    problems = _PRE_GEN.check_combination({"rootless": False, **answers, "_stack": STACK})
+    port = STACK["choices"]["web_server"][answers["web_server"]]["port"]  # http_port's default
+    problems = _PRE_GEN.check_combination({"rootless": False, "http_port": port, **answers, "_stack": STACK})
     return problems[0][0] if problems else None
 
 
@@ -39,6 +47,8 @@ def context(**answers):
     from cookiecutter.prompt import prompt_for_config
 
     answers.setdefault("create_venv", False)
+    if answers.get("web_server") == "none":
+        answers.setdefault("tls", "none")  # the only TLS answer a stack without a front server of ours takes
     rendered = generate_context(str(TEMPLATE / "cookiecutter.json"), extra_context=answers)
     return dict(prompt_for_config(rendered, no_input=True))
 
@@ -56,6 +66,23 @@ def stack_id(answers):
 
 SUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is None]
 UNSUPPORTED_COMBINATIONS = [c for c in all_combinations() if refusal(c) is not None]
+
+
+def default_tls(answers):
+    """The TLS answer a stack gets without one: letsencrypt with a front server of ours, none without."""
+    return "none" if answers["web_server"] == "none" else "letsencrypt"
+
+
+def tls_sample(combinations):
+    """Each stack with the TLS answer it gets by default (letsencrypt with a front server of ours, none without),
+    and the other TLS answers with SQLite only: TLS changes the front server's files and the README, not what the
+    database changes."""
+    default = {"none": "none"}
+    return [
+        c for c in combinations if c["tls"] == default.get(c["web_server"], "letsencrypt") or c["database"] == "sqlite"
+    ]
+
+
 # A rootless install: what the table requires of it (no front server of its own, the user's own
 # supervisord), in the user's home.
 ROOTLESS_COMBINATIONS = [

@@ -261,10 +261,18 @@ def bake(cookies, **answers):
     No virtualenv unless asked for. cookies bakes into a fresh folder bakeNN of its own, removed after the test.
     """
     answers.setdefault("create_venv", False)
-    result = cookies.bake(extra_context=answers)
+    result = cookies.bake(extra_context=with_plain_http_without_front(answers))
     if result.exception is not None:
         raise result.exception
     return result.project_path
+
+
+def with_plain_http_without_front(answers):
+    """The answers, with tls=none where no front server of ours could hold a certificate (web_server=none
+    accepts only that) unless a test chooses its TLS itself."""
+    if answers.get("web_server") == "none":
+        return {"tls": "none", **answers}
+    return answers
 
 
 def default_answers(**overrides):
@@ -272,6 +280,7 @@ def default_answers(**overrides):
     from cookiecutter.generate import generate_context
     from cookiecutter.prompt import prompt_for_config
 
+    overrides = with_plain_http_without_front(overrides)
     context = generate_context(str(TEMPLATE / "cookiecutter.json"), extra_context=overrides)
     answers = prompt_for_config(context, no_input=True)
     answers["_template"] = str(TEMPLATE)

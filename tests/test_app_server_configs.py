@@ -24,11 +24,12 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
-from combinations import SUPPORTED_COMBINATIONS, context, stack_id
+from combinations import SUPPORTED_COMBINATIONS, context, default_tls, stack_id
 from helpers import (
     Client,
     Unit,
@@ -60,7 +61,9 @@ def app_server_stacks():
     stacks = [
         dict(c)
         for c in SUPPORTED_COMBINATIONS
-        if c["wsgi_server"] != "mod_wsgi" and (c["process_manager"] == "systemd" or c["database"] == "sqlite")
+        if c["wsgi_server"] != "mod_wsgi"
+        and (c["process_manager"] == "systemd" or c["database"] == "sqlite")
+        and c["tls"] == default_tls(c)  # TLS changes none of the app server's files
     ]
     rootless = dict(web_server="none", process_manager="supervisord", database="sqlite", rootless=True)
     stacks += [
@@ -118,6 +121,11 @@ class Project:
         self.gunicorn_conf = self.file("deploy/gunicorn/gunicorn.conf.py")
         self.uwsgi_ini = self.file("deploy/uwsgi/{slug}.ini")
         self.unit = self.file("deploy/systemd/{slug}.service")
+        self.socket_unit = self.file("deploy/systemd/{slug}.socket")
+        self.backup_units = [
+            self.file("deploy/backup/{slug}-backup.service"),
+            self.file("deploy/backup/{slug}-backup.timer"),
+        ]
         self.program = self.file("deploy/supervisord/{slug}.conf")
         self.tmpfiles = self.file("deploy/tmpfiles/{slug}.conf")
 
@@ -190,6 +198,7 @@ def baked(roots, cookies_session):
             project = bake_stack(cookies_session, roots[bool(answers.get("rootless"))], answers, slug)
             (project.path / ".venv" / "bin").mkdir(parents=True)
             (project.path / ".venv" / "bin" / answers["wsgi_server"]).symlink_to("/bin/true")
+            (project.path / ".venv" / "bin" / "python").symlink_to("/bin/true")  # the backup's ExecStart
             logs = project.path / "var" / "log" if answers.get("rootless") else system_logs
             logs.mkdir(parents=True, exist_ok=True)
             projects[key] = project
@@ -221,7 +230,9 @@ def gunicorn_settings(path):
     names = {
         key: value
         for key, value in runpy.run_path(str(path)).items()
-        if not key.startswith("__") and not isinstance(value, ModuleType)
+        if not key.startswith("__")
+        and not isinstance(value, ModuleType)
+        and not (isinstance(value, type) and key not in config.settings)  # the logger class and its base
     }
     assert set(names) <= set(config.settings), f"not gunicorn settings: {set(names) - set(config.settings)}"
     for key, value in names.items():
@@ -274,7 +285,18 @@ def test_rendered_files_are_clean(baked, answers):
     for path in project.owned_files():
         text = path.read_text()
         assert render_problems(path, text) == [], path
-        assert "\n\n\n" not in text, path  # gunicorn.conf.py too: it has no functions to space out
+        assert stray_blank_line_runs(path, text) == [], path
+
+
+def stray_blank_line_runs(path, text):
+    """Offsets of two blank lines in a row, except where Python puts them: around a top-level class or def."""
+    runs = []
+    for match in re.finditer(r"\n{3,}", text):
+        last_line = text[: match.start()].rsplit("\n", 1)[-1]
+        around_definition = text[match.end() :].startswith(("class ", "def ", "@")) or last_line.startswith(" ")
+        if path.suffix != ".py" or len(match.group()) > 3 or not around_definition:
+            runs.append(match.start())
+    return runs
 
 
 # --- gunicorn -------------------------------------------------------------------------------------
@@ -287,7 +309,10 @@ def test_gunicorn_settings(baked, answers):
     project = baked(answers)
     config = gunicorn_settings(project.gunicorn_conf)
 
-    if project.socket:
+    if answers["process_manager"] == "systemd":
+        # The socket unit binds; gunicorn takes the socket systemd passes (LISTEN_FDS) and binds nothing itself.
+        assert "bind" not in runpy.run_path(str(project.gunicorn_conf))
+    elif project.socket:
         assert config.bind == [f"unix:{project.socket}"]
     else:
         assert config.bind == ["127.0.0.1:8000"]
@@ -312,6 +337,23 @@ def test_gunicorn_settings(baked, answers):
     assert config.daemon is False and config.preload_app is False
     assert config.control_socket_disable is True
     assert config.env == ({"SCRIPT_NAME": project.prefix} if project.prefix else {})
+    assert config.logger_class.__name__ == "FailedRequestsLog"
+
+
+@pytest.mark.parametrize("answers", GUNICORN_STACKS, ids=app_id)
+def test_gunicorn_access_log_shows_failed_requests_only(baked, answers, capsys):
+    """The access log gets a line, with the client's forwarded address, for each 4xx and 5xx and for nothing else."""
+    require_tool("gunicorn", "logs through gunicorn's own logger")
+    config = gunicorn_settings(baked(answers).gunicorn_conf)
+    log = config.logger_class(config)
+    request = SimpleNamespace(headers=[("X-FORWARDED-FOR", "203.0.113.7")])
+    for status in ("200 OK", "302 FOUND", "304 NOT MODIFIED", "404 NOT FOUND", "503 SERVICE UNAVAILABLE"):
+        path = "/" + status.split()[0]
+        environ = {"REQUEST_METHOD": "GET", "RAW_URI": path, "SERVER_PROTOCOL": "HTTP/1.0", "PATH_INFO": path}
+        log.access(SimpleNamespace(status=status, headers=[], sent=10), request, environ, timedelta(milliseconds=3))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split('"')[1] for line in lines] == ["GET /404 HTTP/1.0", "GET /503 HTTP/1.0"], lines
+    assert all(line.startswith("203.0.113.7 ") and line.endswith(" 3ms") for line in lines), lines
 
 
 # --- uWSGI ----------------------------------------------------------------------------------------
@@ -350,17 +392,29 @@ def test_uwsgi_settings(baked, answers):
         assert sockets == {"http-socket": project.socket}  # e.g. Apache's mod_proxy_http speaks HTTP
     else:
         assert sockets == {"socket": project.socket}  # the uwsgi protocol of nginx's uwsgi_pass
-    if project.socket:
+    if project.socket and answers["process_manager"] == "supervisord":
         assert ini["chmod-socket"] == "660" and ini["vacuum"] == "true"
     else:
+        # Under systemd the socket unit makes the socket and keeps it: vacuum would delete it under systemd's feet.
         assert "chmod-socket" not in ini and "vacuum" not in ini
     assert ("log-x-forwarded-for" in ini) == bool(project.rendered["__http_proxy"])
+    # The socket systemd passes gets uWSGI's default protocol: HTTP where the front speaks HTTP.
+    http_default = answers["process_manager"] == "systemd" and project.rendered["__http_proxy"]
+    assert ini.get("protocol") == ("http" if http_default else None)
 
     assert int(ini["harakiri"]) == APP_TIMEOUT < FRONT_READ_TIMEOUT
     assert int(ini["worker-reload-mercy"]) == GRACEFUL_WINDOW
     assert int(ini["buffer-size"]) == 32768
-    for limit in ("post-buffering", "max-requests", "max-worker-lifetime", "reload-on-rss", "threads"):
+    for limit in ("post-buffering", "max-requests", "max-worker-lifetime", "threads"):
         assert int(ini[limit]) > 0, limit
+    # Recycling costs under 2 % of the throughput: a respawn per 50,000 requests, no memory check per request.
+    assert int(ini["max-requests"]) >= 50000 and "reload-on-rss" not in ini
+    if answers.get("rootless"):
+        assert "listen" not in ini  # a shared host's net.core.somaxconn may be lower: uWSGI would refuse to start
+    elif answers["process_manager"] == "systemd":
+        assert "listen" not in ini  # the socket unit's Backlog= sizes the queue of the socket uWSGI inherits
+    else:
+        assert int(ini["listen"]) == 1024  # a burst past uWSGI's default 100 got 502 from the front server
     assert ini["processes"] == "%(%k * 2 + 1)"
     assert ini["hook-master-start"] == "unix_signal:15 gracefully_kill_them_all"
     # pip's uWSGI has Python built in; secrets and daemonizing have no place here; with lazy-apps a TERM
@@ -374,22 +428,47 @@ def test_uwsgi_settings(baked, answers):
 
 @pytest.mark.parametrize("answers", SYSTEMD_STACKS, ids=app_id)
 def test_systemd_unit_verifies(baked, answers):
-    """systemd-analyze verify accepts the unit (syntax, and that ExecStart's program exists)."""
+    """systemd-analyze verify accepts every unit of deploy/systemd and deploy/backup (syntax, and that
+    ExecStart's program exists)."""
     analyze = require_tool("systemd-analyze", "verifies and scores the generated unit")
-    result = subprocess.run([analyze, "verify", str(baked(answers).unit)], check=False, capture_output=True, text=True)
+    units = [str(path) for path in project_units(baked(answers))]
+    assert len(units) == 4, units
+    result = subprocess.run([analyze, "verify", *units], check=False, capture_output=True, text=True)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
-@pytest.mark.parametrize("answers", SYSTEMD_STACKS, ids=app_id)
+def project_units(project):
+    """Every systemd unit the project ships: the app's service and socket, the backup's service and timer."""
+    return sorted(project.path.glob("deploy/systemd/*")) + sorted(project.path.glob("deploy/backup/*-backup.*"))
+
+
+# The backup units come with every root install, mod_wsgi's and supervisord's included.
+UNIT_STACKS = (
+    SYSTEMD_STACKS
+    + [
+        dict(wsgi_server="mod_wsgi", web_server="apache", process_manager="systemd", os_family=os_family, database=db)
+        for os_family in ("debian", "rhel")
+        for db in ("sqlite", "postgresql", "mysql")
+    ]
+    + [s for s in SUPERVISORD_STACKS if not s.get("rootless")][:2]
+)
+
+
+@pytest.mark.parametrize("answers", UNIT_STACKS, ids=app_id)
 def test_systemd_unit_is_hardened(baked, answers):
-    """systemd-analyze security --offline=true scores the unit at 2.5 or lower."""
+    """systemd-analyze security --offline=true scores every service the project ships at 2.5 or lower."""
     analyze = require_tool("systemd-analyze", "verifies and scores the generated unit")
-    result = subprocess.run(
-        [analyze, "security", "--offline=true", str(baked(answers).unit)], check=False, capture_output=True, text=True
+    services = [path for path in project_units(baked(answers)) if path.suffix == ".service"]
+    assert len(services) == (
+        1 if answers["wsgi_server"] == "mod_wsgi" or answers["process_manager"] != "systemd" else 2
     )
-    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
+    for service in services:
+        result = subprocess.run(
+            [analyze, "security", "--offline=true", str(service)], check=False, capture_output=True, text=True
+        )
+        match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+        assert match, result.stdout + result.stderr
+        assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
 
 
 @pytest.mark.parametrize("answers", SYSTEMD_STACKS, ids=app_id)
@@ -399,8 +478,7 @@ def test_systemd_unit_settings(baked, answers):
     unit = Unit(project.unit)
     service = unit.section("Service")
     assert service["Type"] == "notify"
-    assert service["User"] == project.slug
-    assert service["Group"] == (project.front_group if project.socket else project.slug)
+    assert service["User"] == service["Group"] == project.slug
     assert service["WorkingDirectory"] == str(project.path)
     assert service["EnvironmentFile"] == project.rendered["__env_file"] == f"/etc/{project.slug}/{project.slug}.env"
     assert shlex.split(service["ExecStart"]) == project.expected_command()
@@ -410,10 +488,22 @@ def test_systemd_unit_settings(baked, answers):
     assert service["Restart"] == "on-failure"
     assert unit.get("StartLimitBurst", section="Unit") and unit.get("StartLimitIntervalSec", section="Unit")
     assert unit.get("WantedBy", section="Install") == "multi-user.target"
+    # The socket unit holds the listening socket; the service has no directory of its own in /run that a
+    # stop would remove with the socket in it.
+    assert "RuntimeDirectory" not in service
+    assert (
+        unit.get("Requires", section="Unit")
+        == unit.get("After", section="Unit").split()[-1]
+        == f"{project.slug}.socket"
+    )
+    socket_unit = Unit(project.socket_unit).section("Socket")
+    assert int(socket_unit["Backlog"]) == 1024  # a queue of 100 filled at c200 and the front server answered 502
     if project.socket:
-        assert (service["RuntimeDirectory"], service["RuntimeDirectoryMode"]) == (project.slug, "0750")
+        assert socket_unit["ListenStream"] == project.socket
+        assert (socket_unit["SocketGroup"], socket_unit["SocketMode"]) == (project.front_group, "0660")
+        assert socket_unit["RemoveOnStop"] == "yes"
     else:
-        assert "RuntimeDirectory" not in service
+        assert socket_unit["ListenStream"] == f"127.0.0.1:{answers.get('http_port', '8000')}"
     if answers["database"] == "sqlite":
         assert (service["StateDirectory"], service["StateDirectoryMode"]) == (project.slug, "0700")
     else:
@@ -495,7 +585,7 @@ def test_stop_signal_pairing(baked, answers):
 def test_front_server_names_the_same_socket(baked, answers):
     """The socket the app server binds is the one the front server's site file proxies to."""
     project = baked(answers)
-    [site] = project.file(f"deploy/{answers['web_server']}").iterdir()
+    site = project.file(f"deploy/{answers['web_server']}/{{slug}}.conf")
     assert project.socket in site.read_text()
 
 
@@ -504,7 +594,8 @@ def test_front_server_names_the_same_socket(baked, answers):
 RUN_STACKS = [
     # RHEL, uWSGI on a unix socket speaking the uwsgi protocol to nginx, under systemd.
     dict(wsgi_server="uwsgi", web_server="nginx", process_manager="systemd", os_family="rhel", database="sqlite"),
-    # uWSGI speaking HTTP on a unix socket to Apache, under supervisord.
+    # uWSGI speaking HTTP on a unix socket to Apache, under systemd (the socket unit's socket) and supervisord.
+    dict(wsgi_server="uwsgi", web_server="apache", process_manager="systemd", os_family="debian", database="sqlite"),
     dict(
         wsgi_server="uwsgi", web_server="apache", process_manager="supervisord", os_family="debian", database="sqlite"
     ),
@@ -611,6 +702,17 @@ def start_command(project):
     return shlex.split(program["command"]), program["directory"]
 
 
+def socket_activation(project):
+    """Under systemd, systemd-socket-activate in front of the command: it binds the socket unit's
+    ListenStream= and starts the app server with it (LISTEN_FDS) at the first connection, as systemd does."""
+    if project.answers["process_manager"] != "systemd":
+        return []
+    activate = require_tool("systemd-socket-activate", "passes the socket unit's socket as systemd does")
+    listen = Unit(project.socket_unit).get("ListenStream", section="Socket")
+    # It passes on only the variables named, as systemd passes only EnvironmentFile='s.
+    return [activate, f"--listen={listen}", *(f"--setenv={name}" for name in (*project.environment(), "PATH"))]
+
+
 @pytest.mark.parametrize("answers", RUN_STACKS, ids=app_id)
 def test_app_server_serves_and_stops(cookies, roots, server_venv, answers, tmp_path):
     """The command line from the unit or program starts the app server on the generated config, serves
@@ -639,7 +741,12 @@ def test_app_server_serves_and_stops(cookies, roots, server_venv, answers, tmp_p
     log = tmp_path / "server.log"
     with log.open("w") as output:
         server = subprocess.Popen(
-            command, cwd=directory, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            socket_activation(project) + command,
+            cwd=directory,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         address = project.socket or ("127.0.0.1", int(port))
@@ -647,7 +754,8 @@ def test_app_server_serves_and_stops(cookies, roots, server_venv, answers, tmp_p
         response = wait_for_answer(server, get, address, f"{project.prefix}/", log)
         assert response.status == 200, response.text
         assert f'href="{project.prefix}/static/' in response.text  # url_for() keeps the mount point
-        if project.socket:
+        activated = bool(socket_activation(project))  # the socket's mode is the socket unit's
+        if project.socket and not activated:
             mode = stat.S_IMODE(os.stat(project.socket).st_mode)
             assert mode & 0o060 == 0o060 and mode & 0o007 == 0, oct(mode)
 
@@ -656,7 +764,10 @@ def test_app_server_serves_and_stops(cookies, roots, server_venv, answers, tmp_p
         assert server.wait(timeout=STOP_TIMEOUT) == 0, log.read_text()
         assert time.monotonic() - started < GRACEFUL_WINDOW
         assert not process_group_alive(server.pid), "a worker outlived its master"
-        if project.socket:
+        if project.socket and activated:
+            # systemd still listens on it: the app server must not have deleted it (vacuum).
+            assert os.path.exists(project.socket), "the app server removed the socket systemd holds"
+        elif project.socket:
             assert not os.path.exists(project.socket), "the socket was left behind"
     finally:
         if process_group_alive(server.pid):

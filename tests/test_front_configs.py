@@ -39,7 +39,7 @@ def front_stacks():
         if combination["web_server"] not in ("nginx", "apache") or key in seen:
             continue
         seen.add(key)
-        base = dict(wsgi_server=key[0], web_server=key[1], os_family=key[2], process_manager="systemd")
+        base = dict(wsgi_server=key[0], web_server=key[1], os_family=key[2], process_manager="systemd", tls="none")
         stacks += [dict(base, url_prefix="/"), dict(base, url_prefix="/sub/path")]
     for web in ("nginx", "apache"):
         # A port other than 80 (Apache needs its own Listen), and a prefix with a regex metacharacter.
@@ -51,9 +51,15 @@ def front_stacks():
                 process_manager="systemd",
                 url_prefix="/",
                 http_port="8080",
+                tls="none",
             ),
             dict(
-                wsgi_server="uwsgi", web_server=web, os_family="rhel", process_manager="systemd", url_prefix="/my.app/"
+                wsgi_server="uwsgi",
+                web_server=web,
+                os_family="rhel",
+                process_manager="systemd",
+                url_prefix="/my.app/",
+                tls="none",
             ),
         ]
     return stacks
@@ -149,11 +155,14 @@ def values(directives, name, inside=None):
 
 
 def app_server_sockets(site):
-    """Socket paths written in the baked gunicorn or uWSGI config, with the uWSGI option naming each."""
+    """Socket paths written in the baked gunicorn or uWSGI config, with the uWSGI option naming each,
+    and in the systemd socket unit that binds it for the app server (ListenStream)."""
     found = []
     for path in sorted((site.project / "deploy").glob(f"{site.answers['wsgi_server']}/*")):
         for match in re.finditer(r"^(\w[\w-]*)\s*=\s*\[?\"?(?:unix:)?(/[^\s\"\]]+\.sock)", path.read_text(), re.M):
             found.append(match.groups())
+    for path in sorted((site.project / "deploy").glob("systemd/*.socket")):
+        found += re.findall(r"^(ListenStream)=(/\S+\.sock)$", path.read_text(), re.M)
     return found
 
 
@@ -277,10 +286,17 @@ def test_nginx_site_content(sites, stack):
     directives = nginx_directives(site.text)
     prefix, port, slug = site.answers["__prefix"], site.answers["http_port"], site.slug
     tops = sorted({d.blocks[0] + f" {d.top}" for d in directives if d.blocks})
-    assert tops == ["server 1", "server 2", f"upstream {slug} 0"]
+    form_client = f"${slug}_form_client"
+    assert tops == [f"map $request_method {form_client} 0", "server 2", "server 3", f"upstream {slug} 1"]
+
+    # POSTs are limited per client address (the map's key), other methods not at all (an empty key).
+    assert values(directives, "POST", inside=f"map $request_method {form_client}") == [["$binary_remote_addr"]]
+    assert values(directives, "default", inside=f"map $request_method {form_client}") == [['""']]
+    (zone,) = [d.args for d in directives if d.name == "limit_req_zone" and d.top == -1]
+    assert zone[0] == form_client and zone[1] == f"zone={slug}_forms:1m"
 
     # The catch-all owns default_server on IPv4 and IPv6 and closes the connection unanswered.
-    catch_all = [(d.name, d.args) for d in directives if d.top == 1]
+    catch_all = [(d.name, d.args) for d in directives if d.top == 2]
     assert catch_all == [
         ("listen", [port, "default_server"]),
         ("listen", [f"[::]:{port}", "default_server"]),
@@ -288,7 +304,7 @@ def test_nginx_site_content(sites, stack):
         ("server_tokens", ["off"]),
         ("return", ["444"]),
     ]
-    named = [d for d in directives if d.top == 2]
+    named = [d for d in directives if d.top == 3]
     assert [d.args for d in named if d.name == "listen"] == [[port], [f"[::]:{port}"]]
     assert values(named, "server_name") == [[site.answers["domain_name"]]]
     assert values(directives, "server", inside=f"upstream {slug}") == [
@@ -324,6 +340,40 @@ def test_nginx_site_content(sites, stack):
     timeout_name = "uwsgi_read_timeout" if stack["wsgi_server"] == "uwsgi" else "proxy_read_timeout"
     ((timeout,),) = values(named, timeout_name)
     assert seconds(timeout) > app_timeout(site)
+
+    # Slow clients are cut off well before the app's own timeout; the form's POSTs answer 429 past the limit.
+    for name, limit in (("client_header_timeout", 10), ("client_body_timeout", 5), ("send_timeout", 10)):
+        assert values(named, name) == [[f"{limit}s"]], name
+    app_location = f"location {prefix}/"
+    assert values(named, "limit_req", inside=app_location) == [[f"zone={slug}_forms", "burst=10", "nodelay"]]
+    assert values(named, "limit_req_status", inside=app_location) == [["429"]]
+
+
+def database_bound(site):
+    """The longest a request waits for a sick database, from the baked config.py: a stale connection's check
+    (statement timeout + 1 s), then a new connection (the connect timeout, or PyMySQL's read of the greeting)."""
+    text = (site.project / site.slug / "config.py").read_text()
+    connect, statement = (
+        int(re.search(rf"^DATABASE_{name}_TIMEOUT = (\d+)$", text, re.M).group(1)) for name in ("CONNECT", "STATEMENT")
+    )
+    return statement + 1 + max(connect, statement + 1)
+
+
+@pytest.mark.parametrize("stack", NGINX_STACKS + APACHE_STACKS, ids=front_id)
+def test_timeouts_nest(sites, stack):
+    """A sick database gives up before the app server kills the request, which gives up before the front server."""
+    site = sites(stack)
+    if stack["web_server"] == "nginx":
+        name = "uwsgi_read_timeout" if stack["wsgi_server"] == "uwsgi" else "proxy_read_timeout"
+        ((front,),) = values(nginx_directives(site.text), name)
+        front = seconds(front)
+    elif stack["wsgi_server"] == "mod_wsgi":
+        ((_, *options),) = values(apache_directives(site.text), "WSGIDaemonProcess")
+        front = int(dict(option.split("=", 1) for option in options)["socket-timeout"])
+    else:
+        ((front,),) = values(apache_directives(site.text), "ProxyTimeout")
+        front = int(front)
+    assert database_bound(site) < app_timeout(site) < front
 
 
 @pytest.mark.parametrize("stack", NGINX_STACKS, ids=front_id)
@@ -395,7 +445,7 @@ def mod_wsgi_config(tmp_path_factory):
 
 def needed_modules(stack):
     """Apache modules the site needs beyond the base set, the ones its header tells the user to enable."""
-    return ["headers"] + (["wsgi"] if stack["wsgi_server"] == "mod_wsgi" else ["proxy", "proxy_http"])
+    return ["headers", "reqtimeout"] + (["wsgi"] if stack["wsgi_server"] == "mod_wsgi" else ["proxy", "proxy_http"])
 
 
 def apache_site_copy(tmp_path, site):
@@ -472,6 +522,8 @@ def test_apache_site_content(sites, stack):
 
     ((limit,),) = values(named, "LimitRequestBody")
     assert int(limit) >= UPLOAD_LIMIT
+    # Slow clients get 408: headers within 10-20 s, a body within 5 s, both at no less than 500 bytes/s.
+    assert values(named, "RequestReadTimeout") == [["header=10-20,MinRate=500", "body=5,MinRate=500"]]
     static_dir = f"{install_dir}/{site.slug}/static"
     # Trailing slash on both sides, or /static../ would map outside the directory.
     assert values(named, "Alias") == [[f"{prefix}/static/", f"{static_dir}/"]]
@@ -495,6 +547,8 @@ def test_apache_site_content(sites, stack):
         assert group == options["user"] == options["group"] == site.slug
         assert options["python-home"] == site.answers["__venv"] and options["home"] == install_dir
         assert int(options["request-timeout"]) == APP_TIMEOUT < int(options["socket-timeout"])
+        # A daemon restart imports the app again: at 1000 requests that cost most of the throughput.
+        assert int(options["maximum-requests"]) >= 100000
         assert values(named, "WSGIProcessGroup") == [[site.slug]]
         assert values(named, "WSGIApplicationGroup") == [["%{GLOBAL}"]]
         assert values(named, "WSGIScriptAlias") == [[prefix or "/", f"{install_dir}/wsgi.py"]]

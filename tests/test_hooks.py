@@ -38,8 +38,49 @@ def test_unsupported_combination_names_working_choices(answers):
     problems = pre.validate(default_answers(**answers))
     assert problems
     text = " ".join(message for _, message in problems)
-    assert "web_server=apache" in text or "process_manager=systemd" in text
-    assert "wsgi_server=gunicorn or uwsgi" in text
+    if answers["wsgi_server"] == "mod_wsgi" and (answers["web_server"], answers["process_manager"]) != (
+        "apache",
+        "systemd",
+    ):
+        assert "web_server=apache" in text or "process_manager=systemd" in text
+        assert "wsgi_server=gunicorn or uwsgi" in text
+    if answers["web_server"] == "none" and answers["tls"] != "none":
+        assert "choose tls=none, or web_server=nginx or apache" in text
+
+
+def test_letsencrypt_needs_port_80():
+    """The ACME HTTP-01 challenge only comes to port 80; a certificate of your own works on any port."""
+    problems = pre.validate(default_answers(http_port="8080"))
+    assert keys_of(problems) == ["http_port"]
+    assert "tls=own" in problems[0][1]
+    assert pre.validate(default_answers(http_port="8080", tls="own")) == []
+
+
+def test_tls_answers_are_checked_for_the_chosen_tls():
+    """The ACME account address and directory for letsencrypt, the files for own; ignored otherwise."""
+    bad = {"acme_email": "nobody", "acme_server": "http://acme.example/dir", "tls_certificate": "cert.pem"}
+    assert keys_of(pre.validate(default_answers(**bad))) == ["acme_email", "acme_server"]
+    assert keys_of(pre.validate(default_answers(tls="own", **bad))) == ["tls_certificate"]
+    assert pre.validate(default_answers(tls="none", **bad)) == []
+
+
+def test_https_derives_the_certificate_paths():
+    """certbot's live directory for letsencrypt, your paths for own, none without TLS."""
+    answers = default_answers(domain_name="shop.example.org")
+    assert answers["__https"] == "yes"
+    assert answers["__tls_certificate"] == "/etc/letsencrypt/live/shop.example.org/fullchain.pem"
+    assert answers["__tls_key"] == "/etc/letsencrypt/live/shop.example.org/privkey.pem"
+    answers = default_answers(tls="own", tls_certificate="/etc/ssl/c.pem", tls_key="/etc/ssl/k.pem")
+    assert (answers["__tls_certificate"], answers["__tls_key"]) == ("/etc/ssl/c.pem", "/etc/ssl/k.pem")
+    answers = default_answers(tls="none")
+    assert (answers["__https"], answers["__tls_certificate"]) == ("", "")
+
+
+def test_plain_http_drops_the_http_site():
+    """Only an HTTPS site has the port-80 redirect file; a stack without a front server has neither."""
+    assert "deploy/nginx/http.conf" not in post.unused_paths(default_answers())
+    assert "deploy/nginx/http.conf" in post.unused_paths(default_answers(tls="none"))
+    assert "deploy/apache/http.conf" not in post.unused_paths(default_answers(web_server="apache", tls="own"))
 
 
 @pytest.mark.parametrize(
@@ -137,17 +178,24 @@ def test_report_lists_problems_and_the_command():
 KEPT_FOLDERS = [
     (
         {"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
-        {"deploy/gunicorn", "deploy/nginx", "deploy/systemd"},
+        {"deploy/gunicorn", "deploy/nginx", "deploy/systemd", "deploy/backup"},
     ),
     (
         {"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
-        {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles"},
+        {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles", "deploy/backup"},
     ),
     (
         {"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
+        {"deploy/uwsgi", "deploy/supervisord", "deploy/backup"},
+    ),
+    (
+        {"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord", "rootless": True},
         {"deploy/uwsgi", "deploy/supervisord"},
     ),
-    ({"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"}, {"deploy/apache"}),
+    (
+        {"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"},
+        {"deploy/apache", "deploy/backup"},
+    ),
 ]
 
 
@@ -161,6 +209,7 @@ def test_unused_paths_keep_only_the_stack(answers, kept):
         "deploy/systemd",
         "deploy/supervisord",
         "deploy/tmpfiles",
+        "deploy/backup",
     }
     assert set(post.unused_paths(default_answers(**answers))) == every - kept
 

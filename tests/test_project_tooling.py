@@ -183,7 +183,7 @@ def test_firewall_step_allows_ssh_by_port_and_stops_at_the_first_failure(cookies
     project = bake(cookies, os_family="debian", web_server="nginx")
     (block,) = [block for block in readme_blocks(project) if "ufw enable" in block]
     lines = [line.strip() for line in block.strip().splitlines()]
-    assert lines == ["ufw allow 22/tcp &&", "ufw allow 80/tcp &&", "ufw enable"]
+    assert lines == ["ufw allow 22/tcp &&", "ufw allow 80/tcp &&", "ufw allow 443/tcp &&", "ufw enable"]
     failing = run(["bash", "-c", block.replace("ufw allow 80/tcp", "false").replace("ufw", "echo ufw")])
     assert failing.returncode != 0
     assert "ufw enable" not in failing.stdout

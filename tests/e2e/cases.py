@@ -19,6 +19,8 @@ SHORT = {
     "sqlite": "sl",
     "postgresql": "pg",
     "mysql": "my",
+    "letsencrypt": "le",
+    "own": "ow",
 }
 
 
@@ -33,6 +35,8 @@ class Case:
     rootless: bool = False
     index: int = 0
     extra: dict = field(default_factory=dict)
+    # Plain HTTP unless a case brings an ACME server: TLS ends in front of the site.
+    tls: str = "none"
 
     @property
     def id(self):
@@ -45,6 +49,8 @@ class Case:
         ]
         if self.url_prefix != "/":
             words.append("prefix:" + self.url_prefix.strip("/"))
+        if self.tls != "none":
+            words.insert(2, f"tls:{self.tls}")
         if self.rootless:
             words.insert(0, "rootless")
         return "-".join(words)
@@ -102,6 +108,7 @@ class Case:
             "rootless": "yes" if self.rootless else "no",
             "wsgi_server": self.wsgi_server,
             "web_server": self.web_server,
+            "tls": self.tls,
             "process_manager": self.process_manager,
             "os_family": self.os_family,
             "database": self.database,

@@ -364,11 +364,18 @@ class Deployment:
             assert self.case.project_name not in response.text, f"unknown Host was served the app: {response!r}"
             self.checked.append(f"unknown Host refused ({response.status})")
         if self.case.web_server != "none" and self.case.wsgi_server == "gunicorn":
+            # gunicorn logs failed requests only (the front server logs every request): a 404 of the app shows.
+            missing = self.url(f"missing-{web.new_marker()}")
+            response = self.client.get(missing)
+            assert response.status == 404, f"GET {missing}: {response!r}"
             time.sleep(0.2)
             logged = self.app_log_text()
-            assert self.url("health") in logged, "gunicorn's access log does not show the requests it served"
+            assert f'{missing} HTTP/1.0" 404 ' in logged or f'{missing} HTTP/1.1" 404 ' in logged, (
+                f"gunicorn's access log does not show the 404 it answered:\n{logged[-3000:]}"
+            )
             assert probe.rsplit("/", 1)[1] not in logged, "the unknown Host reached the app server"
-            self.checked.append("it never reached gunicorn")
+            assert f"{self.url('health')} HTTP/1." not in logged, "gunicorn logged a successful request"
+            self.checked.append("it never reached gunicorn; gunicorn logged the app's 404, not its 200s")
 
     # --- socket and process checks -------------------------------------------------
 

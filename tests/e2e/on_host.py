@@ -147,6 +147,7 @@ class HostDeployment(Deployment):
                 ["rsync", "-a", "-e", ssh, "--exclude", ".venv", "--exclude", "instance", f"{project}/"]
                 + [f"root@{self.host.address}:{self.case.slug}/"]
             )
+        self.before_readme()
         script = readme_deploy_script((project / "README.md").read_text())
         with self.step("README deploy"):
             self.run_script(self.host, script, "deploy")
@@ -156,6 +157,9 @@ class HostDeployment(Deployment):
         if self.remote_database:
             with self.step("database host"):
                 self.move_database(project)
+
+    def before_readme(self):
+        """What the server has before the README's first step (a case may give it more, such as a CA to talk to)."""
 
     def run_script(self, host, script, name):
         """A README script as a root shell runs pasted steps: stop at the first that fails; log each command."""
@@ -356,11 +360,20 @@ class HostDeployment(Deployment):
         assert after != before, f"systemctl restart kept MainPID {before}"
         self.checked.append("restart: new main process, serving")
 
+    @property
+    def socket_unit(self):
+        """The generated socket unit that holds the app server's listening socket, or None."""
+        if self.unit != f"{self.case.slug}.service":
+            return None
+        return f"{self.case.slug}.socket"
+
     def check_stop(self):
-        """`systemctl stop` ends every process of the unit within TimeoutStopSec and removes the socket."""
+        """`systemctl stop` (of the socket unit too, as the README says) ends every process of the unit
+        within TimeoutStopSec and removes the socket."""
         limit = parse_usec(self.show("TimeoutStopUSec")["TimeoutStopUSec"])
         start = time.monotonic()
-        self.host.run(["systemctl", "stop", self.unit], timeout=limit + 30)
+        units = [self.socket_unit, self.unit] if self.socket_unit else [self.unit]
+        self.host.run(["systemctl", "stop", *units], timeout=limit + 30)
         elapsed = time.monotonic() - start
         assert elapsed <= limit, f"systemctl stop took {elapsed:.1f} s, TimeoutStopSec is {limit:.0f} s"
         shown = self.show("ActiveState", "Result")

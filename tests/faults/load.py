@@ -1,5 +1,6 @@
 """A bounded load: a few clients request paths in a loop, and every request and its outcome is counted."""
 
+import http.client
 import threading
 import time
 from collections import Counter
@@ -14,7 +15,8 @@ class Load:
     ("ConnectionRefusedError", "timeout", ...), and keeps the slowest request's time.
     """
 
-    def __init__(self, address, host, paths, clients=4, timeout=30):
+    def __init__(self, address, host, paths, clients=4, timeout=30, make_client=Client):
+        self.make_client = make_client  # Client, or one with the same arguments (an HTTPS one)
         self.address = address
         self.host = host
         self.paths = list(paths)
@@ -27,7 +29,7 @@ class Load:
         self._threads = []
 
     def _client(self, offset):
-        client = Client(self.address, self.host, timeout=self.timeout)
+        client = self.make_client(self.address, self.host, timeout=self.timeout)
         turn = offset
         while not self._stop.is_set():
             path = self.paths[turn % len(self.paths)]
@@ -37,7 +39,8 @@ class Load:
                 outcome = client.get(path).status
             except TimeoutError:
                 outcome = "timeout"
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
+                # HTTPException: a response cut short (IncompleteRead) or garbled is a failed request too.
                 outcome = type(error).__name__
             took = time.monotonic() - start
             with self._lock:

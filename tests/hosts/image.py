@@ -37,8 +37,10 @@ INSTALLED = [
     "rsync",
     "ufw",
     "sqlite3",
+    "pebble",  # the ACME server that stands in for Let's Encrypt in the TLS cases
+    "openssl",
 ]
-DOWNLOADED = ["nginx", "apache2", "postgresql", "mariadb-server", "supervisor"]
+DOWNLOADED = ["nginx", "apache2", "postgresql", "mariadb-server", "supervisor", "certbot"]
 # What the README's install then unpacks and sets up; their libraries stay installed (unpacking
 # PostgreSQL's JIT and MariaDB's dependencies per host took a minute).
 SERVER_PACKAGES = [
@@ -54,6 +56,7 @@ SERVER_PACKAGES = [
     "mariadb-server",
     "mariadb-server-core",
     "supervisor",
+    "certbot",
 ]
 DEBIAN_FRONTEND = {"DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8"}
 

@@ -29,15 +29,25 @@ def test_production_refuses_without_secret_key(environment):
     assert "README" in str(error.value)
 
 
+@pytest.mark.parametrize("key", ["x", "a" * 31, "é" * 15])
+def test_production_refuses_short_secret_key(environment, key):
+    """A key under 32 bytes (é is two) stops production, saying how to make a good one."""
+    environment.setenv("FLASK_SECRET_KEY", key)
+    environment.setenv("FLASK_SQLALCHEMY_DATABASE_URI", "sqlite://")
+    with pytest.raises(RuntimeError, match="fewer than 32") as error:
+        create_app()
+    assert "token_hex(32)" in str(error.value)
+
+
 def test_production_reads_environment(environment):
     """FLASK_* variables set the configuration, JSON values typed."""
-    environment.setenv("FLASK_SECRET_KEY", "from-the-environment")
+    environment.setenv("FLASK_SECRET_KEY", "from-the-environment-32-bytes-long")
     environment.setenv("FLASK_SQLALCHEMY_DATABASE_URI", "sqlite://")
-    environment.setenv("FLASK_SESSION_COOKIE_SECURE", "true")
+    environment.setenv("FLASK_MAX_CONTENT_LENGTH", "1024")
     app = create_app()
     assert not app.debug
-    assert app.config["SECRET_KEY"] == "from-the-environment"
-    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SECRET_KEY"] == "from-the-environment-32-bytes-long"
+    assert app.config["MAX_CONTENT_LENGTH"] == 1024
 
 
 def test_debug_makes_key_and_schema(environment, tmp_path):
@@ -58,8 +68,9 @@ def test_defaults(app):
     assert app.config["TRUSTED_HOSTS"] == [DOMAIN]
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
-    # Plain HTTP until TLS is added (then FLASK_SESSION_COOKIE_SECURE=true).
-    assert app.config["SESSION_COOKIE_SECURE"] is False
+    # HTTPS in front: the session cookie is never sent over plain HTTP.
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["PREFERRED_URL_SCHEME"] == "https"
     assert app.config["MAX_CONTENT_LENGTH"] == 16 * 1024 * 1024
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
 
@@ -81,5 +92,6 @@ def test_forwarded_headers(app):
     assert isinstance(app.wsgi_app, ProxyFix) is BEHIND_HTTP_PROXY
     app.add_url_rule("/probe", "probe", lambda: f"{request.scheme} {request.remote_addr}")
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
-    response = app.test_client().get("/probe", headers=headers)
+    # Over plain HTTP, so that only a trusted X-Forwarded-Proto can make it https.
+    response = app.test_client().get("/probe", headers=headers, base_url=f"http://{DOMAIN}")
     assert response.text == ("https 203.0.113.7" if BEHIND_HTTP_PROXY else "http 127.0.0.1")

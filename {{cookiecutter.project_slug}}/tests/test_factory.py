@@ -5,7 +5,7 @@ from {{ cookiecutter.project_slug }} import create_app
 
 def test_config():
     """Settings given to the factory replace the environment and reach the app."""
-    assert not create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"}).testing
+    assert not create_app({"SECRET_KEY": "k" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://"}).testing
     assert create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}).testing
 
 

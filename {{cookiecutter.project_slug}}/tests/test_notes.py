@@ -75,3 +75,23 @@ def test_longest_note(client, app):
     assert response.status_code == 302
     with app.app_context():
         assert db.session.scalar(db.select(Note.body)) == body
+
+
+@pytest.mark.parametrize("body", ["before\x00after", "bell\x07", "escape\x1b[31m"])
+def test_control_characters(client, app, body):
+    """A NUL byte (which PostgreSQL cannot store) or another control character is a 400, and nothing is saved."""
+    response = client.post("/notes/", data={"body": body, "csrf_token": csrf_token(client)})
+    assert response.status_code == 400
+    assert "control characters" in response.text
+    assert "\x00" not in response.text
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Note.id))) == 0
+
+
+def test_tabs_and_line_breaks(client, app):
+    """Tabs and line breaks are text: they are kept."""
+    body = "one\ttwo\r\nthree"
+    response = client.post("/notes/", data={"body": body, "csrf_token": csrf_token(client)})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(db.select(Note.body)) == body

@@ -10,7 +10,7 @@ WSGI_FILE = Path(__file__).resolve().parent.parent / "wsgi.py"
 
 def test_wsgi_exposes_app(monkeypatch):
     """wsgi.py builds the production app as both app and application."""
-    monkeypatch.setenv("FLASK_SECRET_KEY", "x")
+    monkeypatch.setenv("FLASK_SECRET_KEY", "k" * 32)
     monkeypatch.setenv("FLASK_SQLALCHEMY_DATABASE_URI", "sqlite://")
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
     module = runpy.run_path(str(WSGI_FILE))

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import config, database, health, main, notes
+from . import config, database, errors, health, main, notes
 
 
 def create_app(test_config=None):
@@ -25,6 +25,7 @@ def create_app(test_config=None):
     {% endif %}
 
     database.init_app(app)
+    errors.init_app(app)
     app.register_blueprint(main.bp)
     app.register_blueprint(notes.bp)
     app.register_blueprint(health.bp)

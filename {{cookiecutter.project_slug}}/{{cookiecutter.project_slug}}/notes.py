@@ -1,5 +1,6 @@
 """The notes page: a form that saves a note and the list of saved notes."""
 
+import re
 import secrets
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
@@ -11,6 +12,8 @@ bp = Blueprint("notes", __name__, url_prefix="/notes")
 
 MAX_NOTE_LENGTH = 500
 NEWEST_NOTES_SHOWN = 100
+# Control characters other than tab and line breaks: PostgreSQL cannot store NUL, and none belongs in a note.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def csrf_token():
@@ -27,6 +30,17 @@ def check_csrf_token():
     # Compared as bytes, in constant time: compare_digest rejects non-ASCII text.
     if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
         abort(400, "The form expired or did not come from this site; reload the page and retry.")
+
+
+def problem_with(body):
+    """Why a note cannot be saved as it is, or None."""
+    if not body:
+        return "A note needs some text."
+    if len(body) > MAX_NOTE_LENGTH:
+        return f"A note holds at most {MAX_NOTE_LENGTH} characters."
+    if CONTROL_CHARACTERS.search(body):
+        return "A note cannot contain control characters."
+    return None
 
 
 def render_page(error=None, body="", status=200):
@@ -56,10 +70,10 @@ def create():
     """Save a note, then redirect so that reloading the page does not post it again."""
     check_csrf_token()
     body = request.form.get("body", "").strip()
-    if not body:
-        return render_page("A note needs some text.", body, 400)
-    if len(body) > MAX_NOTE_LENGTH:
-        return render_page(f"A note holds at most {MAX_NOTE_LENGTH} characters.", body, 400)
+    problem = problem_with(body)
+    if problem:
+        # The form shows the text again, without the characters it refused.
+        return render_page(problem, CONTROL_CHARACTERS.sub("", body), 400)
     db.session.add(Note(body=body))
     db.session.commit()
     flash("Note saved.")

@@ -4,7 +4,7 @@
     .venv/bin/python deploy/gunicorn/serve_locally.py            # http://127.0.0.1:8000/ (or give a port)
 
 A copy of gunicorn.conf.py, instance/gunicorn-local.conf.py, differs in two lines only: chdir is this
-checkout, bind is 127.0.0.1. The app's settings come from the environment as on the server: FLASK_SECRET_KEY (a throw-away one if unset) and the database URL
+checkout, bind is 127.0.0.1 (added where systemd's socket unit binds in production). The app's settings come from the environment as on the server: FLASK_SECRET_KEY (a throw-away one if unset) and the database URL
 (SQLite in instance/ if unset); 127.0.0.1 and localhost join the trusted hosts.
 """
 
@@ -31,7 +31,12 @@ def local_environment():
 
 def local_config(text, port):
     """The production settings with the local address and checkout."""
-    text = re.sub(r"^bind = .*$", f'bind = ["127.0.0.1:{port}"]', text, flags=re.MULTILINE)
+    bind = f'bind = ["127.0.0.1:{port}"]'
+    if re.search(r"^bind = ", text, flags=re.MULTILINE):
+        text = re.sub(r"^bind = .*$", bind, text, flags=re.MULTILINE)
+    else:
+        # Under systemd the socket unit binds, not gunicorn: give the local run its address.
+        text += f"\n{bind}\n"
     return re.sub(r"^chdir = .*$", f"chdir = {str(ROOT)!r}", text, flags=re.MULTILINE)
 
 
