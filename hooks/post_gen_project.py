@@ -34,9 +34,6 @@ def unused_paths(answers):
         # tmpfiles.d only makes the socket's directory (under systemd, the socket unit does).
         used.discard("deploy/tmpfiles")
     unused = every - used
-    if answers["rootless"]:
-        # The playbook deploys as root: a shared host without root has no use for it.
-        unused.add("deploy/ansible")
     # A file inside a folder that goes anyway (deploy/apache/http.conf of an nginx stack) needs no entry.
     return sorted(path for path in unused if not any(path.startswith(folder + "/") for folder in unused))
 

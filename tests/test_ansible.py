@@ -8,12 +8,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from combinations import ROOTLESS_COMBINATIONS, SUPPORTED_COMBINATIONS, stack_id
+from combinations import ROOTLESS_COMBINATIONS, SUPPORTED_COMBINATIONS, stack_id, tls_sample
 from helpers import TEMPLATE, bake, load_hook, require_tool
 
 TASK_FILE = re.compile(r"^\s+ansible\.builtin\.(?:import|include)_tasks: (?:tasks/)?(\S+\.yml)$", re.MULTILINE)
+# Every stack with its default TLS answer, and the other TLS answers with SQLite (tests/combinations.py).
+STACKS = tls_sample(SUPPORTED_COMBINATIONS)
 LINTED = [
     {},
+    {"tls": "own", "database": "sqlite"},
+    {"tls": "none", "database": "mysql"},
+    {"wsgi_server": "uwsgi", "web_server": "apache", "tls": "own", "os_family": "rhel", "database": "sqlite"},
     {"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord", "database": "postgresql"},
     {"wsgi_server": "mod_wsgi", "web_server": "apache", "os_family": "rhel", "database": "mysql"},
     {"web_server": "none", "process_manager": "supervisord", "os_family": "rhel", "database": "postgresql"},
@@ -41,10 +46,10 @@ def reached_task_files(ansible):
 
 
 def test_every_stack_passes_the_syntax_check(cookies, tmp_path):
-    """ansible-playbook --syntax-check of site.yml and rollback.yml, for all 78 stacks in one run."""
+    """ansible-playbook --syntax-check of site.yml and rollback.yml, for every stack (TLS sampled) in one run."""
     ansible_playbook = require_tool("ansible-playbook", "the ansible-core package, pinned in tox.ini")
     playbooks = []
-    for answers in SUPPORTED_COMBINATIONS:
+    for answers in STACKS:
         ansible = playbook_dir(bake(cookies, **answers))
         playbooks += [ansible / "site.yml", ansible / "rollback.yml"]
     result = subprocess.run(
@@ -68,7 +73,7 @@ def test_playbook_passes_ansible_lint(cookies, answers):
     assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("answers", SUPPORTED_COMBINATIONS[::5], ids=stack_id)
+@pytest.mark.parametrize("answers", STACKS[::5], ids=stack_id)
 def test_project_keeps_only_the_task_files_it_uses(cookies, answers):
     """Every task file a project has is reached from its playbooks, and every one they reach is there."""
     ansible = bake(cookies, **answers) / "deploy" / "ansible"
@@ -85,7 +90,8 @@ def test_every_task_file_serves_some_stack():
         site += path.read_text()
     named = set(re.findall(r"tasks/([\w-]+\.yml)", site)) | set(TASK_FILE.findall(site))
     named |= {f"firewall-{os}.yml" for os in ("debian", "rhel")}
-    named |= {f"{name}.yml" for name in ("nginx", "apache", "systemd", "supervisord")}
+    named |= {f"{name}.yml" for name in ("nginx", "apache", "systemd", "supervisord", "nginx-http", "apache-http")}
+    named |= {f"certificate-{tls}.yml" for tls in ("letsencrypt", "own")}
     assert names <= named
 
 
