@@ -8,6 +8,7 @@ and touches no network; the .env it writes there is skipped by cruft.
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -35,6 +36,24 @@ def unused_paths(answers):
     unused = every - used
     # A file inside a folder that goes anyway (deploy/apache/http.conf of an nginx stack) needs no entry.
     return sorted(path for path in unused if not any(path.startswith(folder + "/") for folder in unused))
+
+
+ANSIBLE_TASK_FILE = re.compile(r"^\s+ansible\.builtin\.(?:import|include)_tasks: (?:tasks/)?(\S+\.yml)$", re.MULTILINE)
+
+
+def unused_ansible_tasks(root):
+    """The task files of deploy/ansible/ that no playbook of this stack reaches (site.yml names the stack's own)."""
+    ansible = root / "deploy" / "ansible"
+    if not ansible.is_dir():
+        return []
+    reached, pending = set(), [ansible / "site.yml", ansible / "rollback.yml"]
+    while pending:
+        for name in ANSIBLE_TASK_FILE.findall(pending.pop().read_text()):
+            if name not in reached:
+                reached.add(name)
+                pending.append(ansible / "tasks" / name)
+    unused = [path.name for path in (ansible / "tasks").glob("*.yml") if path.name not in reached]
+    return sorted(f"deploy/ansible/tasks/{name}" for name in unused)
 
 
 def remove_paths(root, paths):
@@ -175,6 +194,7 @@ def main():
     answers = json.loads(ANSWERS_JSON)
     root = Path.cwd()
     remove_paths(root, unused_paths(answers))
+    remove_paths(root, unused_ansible_tasks(root))
     write_env_file(root / ".env", answers)
     if rendered_by_cruft(answers):
         if answers["create_venv"]:

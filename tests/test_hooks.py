@@ -178,15 +178,15 @@ def test_report_lists_problems_and_the_command():
 KEPT_FOLDERS = [
     (
         {"wsgi_server": "gunicorn", "web_server": "nginx", "process_manager": "systemd"},
-        {"deploy/gunicorn", "deploy/nginx", "deploy/systemd", "deploy/backup"},
+        {"deploy/gunicorn", "deploy/nginx", "deploy/systemd", "deploy/backup", "deploy/ansible"},
     ),
     (
         {"wsgi_server": "uwsgi", "web_server": "apache", "process_manager": "supervisord"},
-        {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles", "deploy/backup"},
+        {"deploy/uwsgi", "deploy/apache", "deploy/supervisord", "deploy/tmpfiles", "deploy/backup", "deploy/ansible"},
     ),
     (
         {"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord"},
-        {"deploy/uwsgi", "deploy/supervisord", "deploy/backup"},
+        {"deploy/uwsgi", "deploy/supervisord", "deploy/backup", "deploy/ansible"},
     ),
     (
         {"wsgi_server": "uwsgi", "web_server": "none", "process_manager": "supervisord", "rootless": True},
@@ -194,7 +194,7 @@ KEPT_FOLDERS = [
     ),
     (
         {"wsgi_server": "mod_wsgi", "web_server": "apache", "process_manager": "systemd"},
-        {"deploy/apache", "deploy/backup"},
+        {"deploy/apache", "deploy/backup", "deploy/ansible"},
     ),
 ]
 
@@ -210,6 +210,7 @@ def test_unused_paths_keep_only_the_stack(answers, kept):
         "deploy/supervisord",
         "deploy/tmpfiles",
         "deploy/backup",
+        "deploy/ansible",
     }
     assert set(post.unused_paths(default_answers(**answers))) == every - kept
 
