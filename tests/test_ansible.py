@@ -112,3 +112,17 @@ def test_unused_ansible_tasks_follows_imports(tmp_path):
     (tasks / "b.yml").write_text("---\n")
     (tasks / "c.yml").write_text("---\n")
     assert hook.unused_ansible_tasks(Path(tmp_path)) == ["deploy/ansible/tasks/c.yml"]
+
+
+APACHE_DEBIAN = [s for s in STACKS if s["web_server"] == "apache" and s["os_family"] == "debian"]
+
+
+@pytest.mark.parametrize("answers", APACHE_DEBIAN[::2], ids=stack_id)
+def test_playbook_enables_the_modules_the_site_names(cookies, answers):
+    """The playbook's a2enmod list is the one in the Apache site's header, which `apache2 -t` is checked with."""
+    project = bake(cookies, **answers)
+    site = (project / "deploy" / "apache" / f"{project.name}.conf").read_text()
+    (line,) = re.findall(r"^#\s+a2enmod (.+)$", site, re.M)
+    settings = (project / "deploy" / "ansible" / "group_vars" / "all.yml").read_text()
+    (listed,) = re.findall(r"^app_apache_modules: \[(.*)\]$", settings, re.M)
+    assert [name.strip() for name in listed.split(",")] == line.split()
