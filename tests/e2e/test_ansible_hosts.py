@@ -1,10 +1,10 @@
-"""The generated playbook on booted test hosts, over SSH to their 10.213 addresses, as a user runs it: two
-fresh app hosts and a PostgreSQL host to the first 200 through the front server in one run, a second run
-that changes nothing, a release with a code change rolled under load without a failed request, a release
-whose health check fails stopped at the first host while the one before keeps serving, and rollback.yml.
+"""The generated playbook on booted test hosts, over SSH to their 10.213 addresses, as a user runs it.
 
-The hosts have no ACME server of their own here: the case uses tls=none (plain HTTP on port 80); the TLS
-steps of the playbook are checked by tests/test_ansible.py (syntax, ansible-lint)."""
+One fresh host per stack (each wsgi server, both front servers and none; HTTPS from a local ACME server; the
+database on the same host) to the first 200 through the front server in one run, and a second run that changes
+nothing. A fleet of two app hosts and a PostgreSQL host: the same two runs, a release with a code change rolled
+under load without a failed request, a release whose health check fails stopped at the first host while the one
+before keeps serving, and rollback.yml."""
 
 import os
 import re
@@ -17,6 +17,8 @@ from faults.load import Load
 from helpers import Client, bake, read_env_file, require_tool, wait_for
 
 from .on_host import stock_mirror
+from .pebble import ACME_DIRECTORY, start_pebble
+from .test_tls import HTTPSClient
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "example.com"
@@ -82,6 +84,66 @@ def edit(path, old, new):
 
 def serving_release(host, install_dir):
     return host.run(["readlink", install_dir]).stdout.strip()
+
+
+SINGLE_HOST = {
+    "gunicorn-nginx-sqlite-https": {
+        "wsgi_server": "gunicorn",
+        "web_server": "nginx",
+        "database": "sqlite",
+        "tls": "letsencrypt",
+        "acme_server": ACME_DIRECTORY,
+    },
+    # PostgreSQL on the app host itself: the inventory's [db] group is empty.
+    "uwsgi-apache-postgresql": {
+        "wsgi_server": "uwsgi",
+        "web_server": "apache",
+        "database": "postgresql",
+        "tls": "none",
+    },
+    "mod_wsgi-apache-mysql": {"wsgi_server": "mod_wsgi", "web_server": "apache", "database": "mysql", "tls": "none"},
+    "uwsgi-none-sqlite-supervisord": {
+        "wsgi_server": "uwsgi",
+        "web_server": "none",
+        "database": "sqlite",
+        "process_manager": "supervisord",
+        "tls": "none",
+    },
+}
+
+
+def front_health(host, answers, cafile):
+    """/health as a client asks it: through the front server from this machine, or on the host's loopback port
+    where the host's own proxy would forward (web_server=none)."""
+    if answers["web_server"] == "none":
+        curl = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Host: {DOMAIN}"]
+        return host.run([*curl, "http://127.0.0.1:8000/health"]).stdout
+    if answers["tls"] == "letsencrypt":
+        return str(HTTPSClient((host.address, 443), DOMAIN, cafile=str(cafile)).get("/health").status)
+    return str(Client((host.address, 80), DOMAIN).get("/health").status)
+
+
+@pytest.mark.parametrize("answers", SINGLE_HOST.values(), ids=SINGLE_HOST.keys())
+def test_playbook_takes_a_fresh_host_to_its_first_200(answers, cookies, hosts, package_mirror, tmp_path):
+    """One run from bake to the first 200 through the front server; the second run changes nothing."""
+    start = time.monotonic()
+    project = bake(cookies, **answers)
+    stock_mirror(package_mirror, project)
+    host = hosts.boot()
+    cafile = tmp_path / "pebble-root.pem"
+    if answers["tls"] == "letsencrypt":
+        cafile.write_text(start_pebble(host, DOMAIN))
+    playbook = Playbook(project, [host])
+    first = playbook.run()
+    assert wait_for(lambda: front_health(host, answers, cafile) == "200", timeout=30)
+    to_first_200 = time.monotonic() - start
+    second = playbook.run()
+    assert set(playbook.changed(second).values()) == {0}, playbook.changed_tasks(second)
+    assert front_health(host, answers, cafile) == "200"
+    print(
+        f"\n{project.name}: bake to first 200 {to_first_200:.0f} s (playbook {first.seconds:.0f} s), "
+        f"second run {second.seconds:.0f} s, changed=0"
+    )
 
 
 def test_playbook_rolls_a_fleet_one_host_at_a_time(cookies, hosts, package_mirror):

@@ -28,23 +28,10 @@ from helpers import Client, require, wait_for
 
 from .cases import Case
 from .on_host import WORK_ROOT, HostDeployment
+from .pebble import ACME_DIRECTORY, start_pebble
 
 pytestmark = pytest.mark.e2e
 
-ACME_DIRECTORY = "https://localhost:14000/dir"
-PEBBLE_CONFIG = {
-    "pebble": {
-        "listenAddress": "127.0.0.1:14000",
-        "managementListenAddress": "127.0.0.1:15000",
-        "certificate": "/etc/pebble/listener.pem",
-        "privateKey": "/etc/pebble/listener.key",
-        "httpPort": 80,  # where Let's Encrypt sends the HTTP-01 challenge
-        "tlsPort": 443,
-        "ocspResponderURL": "",
-        "externalAccountBindingRequired": False,
-    }
-}
-PEBBLE_ROOT = "/usr/local/share/ca-certificates/pebble-root.crt"
 # Mozilla's intermediate TLS 1.2 suites (no DHE), as OpenSSL names them; TLS 1.3 suites are all allowed.
 INTERMEDIATE_TLS12 = {
     "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -100,25 +87,8 @@ class TlsDeployment(HostDeployment):
     """A HostDeployment whose host has a local ACME server before the README's first step."""
 
     def before_readme(self):
-        domain = self.case.domain
-        self.host.sh(
-            f"echo '127.0.0.1 {domain}' >> /etc/hosts\n"
-            "install -d -m 0700 /etc/pebble && cd /etc/pebble\n"
-            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost"
-            " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout listener.key -out listener.pem 2>/dev/null\n"
-            f"cat > pebble.json <<'EOF'\n{json.dumps(PEBBLE_CONFIG, indent=2)}\nEOF\n"
-            "cp listener.pem /usr/local/share/ca-certificates/pebble-listener.crt\n"
-            # No sleep before validating, no nonce rejected at random: the real CA does neither.
-            "systemd-run --unit pebble --setenv PEBBLE_VA_NOSLEEP=1 --setenv PEBBLE_WFE_NONCEREJECT=0"
-            " /usr/bin/pebble -config /etc/pebble/pebble.json\n"
-            "for _ in $(seq 100); do"
-            f" curl -sf --cacert listener.pem https://localhost:15000/roots/0 -o {PEBBLE_ROOT} && break; sleep 0.1;"
-            " done\n"
-            f"test -s {PEBBLE_ROOT}\n"
-            "update-ca-certificates >/dev/null\n"
-        )
         self.cafile = self.work / "pebble-root.pem"
-        self.cafile.write_text(self.host.read(PEBBLE_ROOT))
+        self.cafile.write_text(start_pebble(self.host, self.case.domain))
         self.checked.append("pebble on the host plays Let's Encrypt")
 
     def https_client(self):
