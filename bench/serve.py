@@ -29,6 +29,7 @@ Loopback only: every request goes to 127.0.0.1.
 
 import argparse
 import contextlib
+import grp
 import json
 import os
 import pwd
@@ -37,6 +38,7 @@ import resource
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -137,6 +139,7 @@ def hand_gunicorn(dep):
         "/dev/shm",
         "--forwarded-allow-ips",
         "127.0.0.1",
+        "--no-control-socket",
     )
 
 
@@ -293,44 +296,104 @@ class ServiceUnit:
         return shlex.split(self.unit.get("ExecStart"))
 
 
-class AppServer:
-    """One app server variant run the way the generated unit runs its ExecStart."""
+class SocketUnit:
+    """The listening socket systemd makes of the generated .socket unit: its address, group, mode and queue."""
 
-    def __init__(self, dep, argv, name):
+    def __init__(self, path):
+        self.unit = Unit(path)
+        self.sock = None
+
+    def option(self, key, default):
+        return self.unit.get(key, default, section="Socket")
+
+    def open(self):
+        listen = self.option("ListenStream", None)
+        if listen.startswith("/"):
+            Path(listen).unlink(missing_ok=True)
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(listen)
+            os.chown(listen, 0, grp.getgrnam(self.option("SocketGroup", "root")).gr_gid)
+            os.chmod(listen, int(self.option("SocketMode", "0666"), 8))
+        else:
+            host, port = listen.rsplit(":", 1)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((host, int(port)))
+        self.sock.listen(int(self.option("Backlog", str(socket.SOMAXCONN))))
+        return self.sock.fileno()
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        listen = self.option("ListenStream", "")
+        if listen.startswith("/") and self.option("RemoveOnStop", "no") == "yes":
+            Path(listen).unlink(missing_ok=True)
+
+
+def with_listen_fd(fd, argv):
+    """argv started as systemd starts a socket-activated service: the socket is fd 3, LISTEN_FDS=1."""
+    move = "" if fd == 3 else f"exec 3<&{fd} {fd}<&-; "
+    return ["sh", "-c", move + 'export LISTEN_FDS=1 LISTEN_PID=$$; exec "$@"', "sh", *argv]
+
+
+class AppServer:
+    """One app server variant run the way the generated unit runs its ExecStart.
+
+    With a socket unit, the socket is bound here as systemd binds it and handed over (LISTEN_FDS).
+    Without one (hand, tutorial), the app server binds its own socket and runs with the front
+    server's group, as the tutorials' units do (`Group=www-data`), so that the front server may connect.
+    """
+
+    def __init__(self, dep, argv, name, socket_unit=None):
         self.dep = dep
         self.argv = argv
         self.name = name
         self.unit = ServiceUnit(dep.deployed("deploy/systemd", "*.service", "unit"))
+        self.socket = SocketUnit(socket_unit) if socket_unit else None
         self.tree = None
 
     def start(self):
         unit = self.unit
+        group = unit.group
+        if self.socket is None and self.dep.case.web_server != "none":
+            group = self.dep.case.rendered()["__front_group"]
         runtime = Path(f"/run/{self.dep.case.slug}")
         remove_tree(runtime)
-        if unit.unit.get("RuntimeDirectory"):
-            make_dir(runtime, Cleanup(), unit.user, unit.group, int(unit.unit.get("RuntimeDirectoryMode", "0755"), 8))
+        if self.socket is not None:  # systemd makes the socket's folder
+            make_dir(runtime, Cleanup(), "root", "root", 0o755)
+        elif unit.unit.get("RuntimeDirectory"):
+            make_dir(runtime, Cleanup(), unit.user, group, int(unit.unit.get("RuntimeDirectoryMode", "0755"), 8))
         else:  # the tutorial's socket needs a folder too
-            make_dir(runtime, Cleanup(), unit.user, unit.group, 0o750)
+            make_dir(runtime, Cleanup(), unit.user, group, 0o750)
         for path in [Path(f"/var/lib/{n}") for v in unit.unit.all("StateDirectory") for n in v.split()]:
             path.mkdir(exist_ok=True)
         env = unit.environment()
-        privileges = ["setpriv", "--reuid", unit.user, "--regid", unit.group, "--init-groups", "--no-new-privs"]
+        privileges = ["setpriv", "--reuid", unit.user, "--regid", group, "--init-groups", "--no-new-privs"]
+        argv = privileges + ["--"] + self.argv
+        fds = ()
+        if self.socket is not None:
+            fd = self.socket.open()
+            argv, fds = with_listen_fd(fd, argv), (fd,)
         umask = int(unit.unit.get("UMask", "0022"), 8)
         log = self.dep.work / f"app-{self.name.replace(':', '-')}.log"
         log.unlink(missing_ok=True)
         self.tree = ProcessTree(
             f"bench-{self.dep.case.slug}-{self.name}",
-            privileges + ["--"] + self.argv,
+            argv,
             log,
             env=env,
             cwd=unit.unit.get("WorkingDirectory"),
             umask=umask,
+            pass_fds=fds,
         )
         return self.tree
 
     def stop(self):
         if self.tree is not None:
             self.tree.stop(signal.SIGTERM, 30)
+        if self.socket is not None:
+            self.socket.close()
 
 
 def unit_argv(dep):
@@ -392,6 +455,14 @@ class Variant:
         ini = self._write("app.ini", hand_uwsgi(dep) if kind == "hand" else tutorial_uwsgi(dep))
         return [str(dep.install.venv / "bin" / "uwsgi"), "--ini", str(ini)]
 
+    def socket_unit(self):
+        """The .socket unit the generated (or --before) configs start with, if any."""
+        if self.kind() not in ("generated", "before"):
+            return None
+        root = self.dep.before if self.kind() == "before" else self.dep.install.root
+        found = sorted((root / "deploy" / "systemd").glob("*.socket"))
+        return found[0] if found else None
+
     def front_site(self):
         dep, kind = self.dep, self.kind()
         if dep.case.web_server == "nginx":
@@ -434,7 +505,7 @@ class Variant:
             )
             self.front.start(f"bench-apache-{dep.case.slug}")
         else:
-            self.app = AppServer(dep, self.app_argv(), self.name)
+            self.app = AppServer(dep, self.app_argv(), self.name, self.socket_unit())
             start = time.monotonic()
             self.app.start()
         if not wait_ok(dep.case.port, dep.case.domain, "/", 60):

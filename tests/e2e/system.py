@@ -148,7 +148,7 @@ class ProcessTree:
     Falls back to the session id when cgroup v2 is not writable.
     """
 
-    def __init__(self, name, command, log_path, env=None, cwd=None, umask=-1):
+    def __init__(self, name, command, log_path, env=None, cwd=None, umask=-1, pass_fds=()):
         self.name = name
         self.log_path = Path(log_path)
         self.cgroup = CGROUP_ROOT / f"e2e-{name}-{os.getpid()}"
@@ -178,6 +178,7 @@ class ProcessTree:
             start_new_session=True,
             preexec_fn=enter_cgroup,
             umask=umask,
+            pass_fds=pass_fds,
         )
         self.pid = self.popen.pid
 
