@@ -405,7 +405,7 @@ def test_uwsgi_settings(baked, answers):
     assert int(ini["harakiri"]) == APP_TIMEOUT < FRONT_READ_TIMEOUT
     assert int(ini["worker-reload-mercy"]) == GRACEFUL_WINDOW
     assert int(ini["buffer-size"]) == 32768
-    for limit in ("post-buffering", "max-requests", "max-worker-lifetime", "threads"):
+    for limit in ("post-buffering", "max-requests", "max-worker-lifetime"):
         assert int(ini[limit]) > 0, limit
     # Recycling costs under 2 % of the throughput: a respawn per 50,000 requests, no memory check per request.
     assert int(ini["max-requests"]) >= 50000 and "reload-on-rss" not in ini

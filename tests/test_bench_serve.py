@@ -95,3 +95,14 @@ def test_a_failed_answer_misses_the_bar_whatever_the_speed(serve):
         "gunicorn-none", "/", "generated", path_result(5000, 1, {502: 1}), path_result(10, 50), path_result(10, 50)
     )
     assert row.endswith("| MISSED |")
+
+
+def test_a_variant_that_leaves_connections_unanswered_misses_the_bar(serve):
+    """Little's law: 10,000 req/s at 0.3 ms mean is 3 connections in flight of wrk's 50; the others waited."""
+    starving = dict(path_result(10000, 1), served=3.0)
+    row = serve.bar_row("uwsgi-none", "/", "generated", starving, path_result(10, 50), path_result(10, 50))
+    assert row.endswith("| MISSED (only 3 of 50 connections served) |")
+    answered = dict(path_result(10000, 1), served=49.0)
+    assert serve.bar_row("uwsgi-none", "/", "generated", answered, path_result(10, 50), path_result(10, 50)).endswith(
+        "| met |"
+    )

@@ -35,8 +35,8 @@ CASES = [
     Case("uwsgi", "nginx", "systemd", "debian", "sqlite", index=62),
     Case("mod_wsgi", "apache", "systemd", "debian", "sqlite", index=63),
 ]
-# Requests one worker serves at once: gunicorn's sync worker 1, uWSGI threads = 2, mod_wsgi threads=5.
-WORKER_CONCURRENCY = {"gunicorn": 1, "uwsgi": 2, "mod_wsgi": 5}
+# Requests one worker serves at once: gunicorn's sync worker 1, uWSGI's process 1, mod_wsgi threads=2.
+WORKER_CONCURRENCY = {"gunicorn": 1, "uwsgi": 1, "mod_wsgi": 2}
 CLIENTS = 4
 # Apache's unit restarts a killed parent at once (Restart=on-abort); it then needs a moment to listen again.
 KILLED_APACHE_BACK = 10
