@@ -58,7 +58,7 @@ from tests.e2e.cases import Case  # noqa: E402
 from tests.e2e.deploy import Wheelhouse  # noqa: E402
 from tests.e2e.harness import Deployment, one_file  # noqa: E402
 from tests.e2e.servers import Apache, Nginx  # noqa: E402
-from tests.e2e.system import Cleanup, ProcessTree, make_dir, remove_tree, run  # noqa: E402
+from tests.e2e.system import Cleanup, ProcessTree, make_dir, process_ids, remove_tree, run  # noqa: E402
 
 WORK = Path("/tmp/serve-bench")
 BASE_PORT = 25000  # the end-to-end tier uses 24100 and up
@@ -303,21 +303,21 @@ class SocketUnit:
 
     def __init__(self, path):
         self.unit = Unit(path)
+        self.listen = self.option("ListenStream", None)
         self.sock = None
 
     def option(self, key, default):
         return self.unit.get(key, default, section="Socket")
 
     def open(self):
-        listen = self.option("ListenStream", None)
-        if listen.startswith("/"):
-            Path(listen).unlink(missing_ok=True)
+        if self.listen.startswith("/"):
+            Path(self.listen).unlink(missing_ok=True)
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.bind(listen)
-            os.chown(listen, 0, grp.getgrnam(self.option("SocketGroup", "root")).gr_gid)
-            os.chmod(listen, int(self.option("SocketMode", "0666"), 8))
+            self.sock.bind(self.listen)
+            os.chown(self.listen, 0, grp.getgrnam(self.option("SocketGroup", "root")).gr_gid)
+            os.chmod(self.listen, int(self.option("SocketMode", "0666"), 8))
         else:
-            host, port = listen.rsplit(":", 1)
+            host, port = self.listen.rsplit(":", 1)
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.bind((host, int(port)))
@@ -328,9 +328,8 @@ class SocketUnit:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        listen = self.option("ListenStream", "")
-        if listen.startswith("/") and self.option("RemoveOnStop", "no") == "yes":
-            Path(listen).unlink(missing_ok=True)
+        if self.listen.startswith("/") and self.option("RemoveOnStop", "no") == "yes":
+            Path(self.listen).unlink(missing_ok=True)
 
 
 def with_listen_fd(fd, argv):
@@ -482,8 +481,9 @@ class Variant:
     def start(self):
         """Start the variant; return the seconds from starting the app server to the first 200 on /."""
         dep = self.dep
-        if listeners(dep.case.port):  # else the run would measure whatever still listens there
-            raise RuntimeError(f"port {dep.case.port} is taken: {listeners(dep.case.port)}")
+        taken = listeners(dep.case.port)
+        if taken:  # else the run would measure whatever still listens there
+            raise RuntimeError(f"port {dep.case.port} is taken: {taken}")
         web = dep.case.web_server
         cleanup = Cleanup()
         self.cleanup = cleanup
@@ -579,10 +579,9 @@ def pwd_uid(user):
 def owner(pid):
     """The real uid of a process (/proc/PID itself is root's once a process changed its uid)."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        return process_ids(pid)[0]
     except OSError:
         return None
-    return int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
 
 
 def wait_ok(port, host, path, timeout):
